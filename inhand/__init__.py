@@ -1,0 +1,1 @@
+"""The `inhand` command: one entry point that dispatches to sim, policies, vision and ros_nodes."""

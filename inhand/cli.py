@@ -1,0 +1,40 @@
+"""`inhand SUBCOMMAND ...`: each subcommand lives in the package it belongs to and is imported lazily."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, function, one-line help); the function takes the remaining argv.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("sim.demo", "main", "run the main job on the simulated hand and write a video and a frame"),
+    "bench": ("inhand.bench", "main", "benchmarks that print JSON (sim, ...)"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: inhand SUBCOMMAND [ARGS ...]", "", "subcommands:"]
+    lines += [f"  {name:<10} {helptext}" for name, (_, _, helptext) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch `inhand NAME ARGS...` to the subcommand's module."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"inhand: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, function_name, _ = COMMANDS[name]
+    function = getattr(importlib.import_module(module_name), function_name)
+    try:
+        return int(function(rest) or 0)
+    except KeyboardInterrupt:
+        print("inhand: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

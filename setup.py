@@ -1,0 +1,56 @@
+"""Installs inhand: sim, policies, vision, ros_nodes and the `inhand` command."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from setuptools import setup
+
+PACKAGE = "inhand"
+HERE = Path(__file__).parent
+
+
+def share_tree(folder: str) -> list[tuple[str, list[str]]]:
+    """data_files entries that install `folder` under share/inhand, keeping its sub-folders."""
+    entries: dict[str, list[str]] = {}
+    for path in sorted((HERE / folder).rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            relative = path.relative_to(HERE)
+            entries.setdefault(f"share/{PACKAGE}/{relative.parent}", []).append(str(relative))
+    return sorted(entries.items())
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Dactyl-style in-hand cube reorientation: MuJoCo sim, LSTM PPO, CNN pose, ROS 2 nodes",
+    python_requires=">=3.10",
+    packages=["inhand", "sim", "policies", "vision", "ros_nodes"],
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/inhand"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        *share_tree("launch"),
+        *share_tree("config"),
+        *share_tree("assets"),
+    ],
+    install_requires=[
+        "torch==2.13.0",
+        "numpy>=1.26",
+        "mujoco>=3.3,<5",
+        "gymnasium>=1.0",
+        "gymnasium-robotics>=1.4",
+        "pyyaml>=6",
+        "tqdm>=4.66",
+        "imageio>=2.34",
+        "opencv-python-headless>=4.9",
+        "matplotlib>=3.8",
+        "tensorboard>=2.16",
+    ],
+    extras_require={
+        "test": ["pytest>=8"],
+    },
+    entry_points={
+        "console_scripts": [
+            "inhand = inhand.cli:main",
+        ],
+    },
+)
