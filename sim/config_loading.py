@@ -1,0 +1,139 @@
+"""Typed, frozen config dataclasses loaded from YAML, with errors that name the file, key and allowed values.
+
+A field declares its allowed values in its metadata:
+    bound(lo, hi)      numbers (or each element of a [lo, hi] pair) must lie in [lo, hi]
+    choice("a", "b")   strings must be one of these
+A [lo, hi] pair must also satisfy lo <= hi.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or mapping that does not match its dataclass."""
+
+
+def bound(lo: float, hi: float) -> dict[str, Any]:
+    """Field metadata: numeric values (or both ends of a pair) must lie in [lo, hi]."""
+    return {"bound": (lo, hi)}
+
+
+def choice(*options: str) -> dict[str, Any]:
+    """Field metadata: the value must be one of `options`."""
+    return {"choice": options}
+
+
+def load_config(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
+    """Load YAML at `path` into the frozen dataclass `cls`; `overrides` maps dotted keys to values."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    return from_mapping(cls, raw, source=str(path))
+
+
+def from_mapping(cls: type[T], mapping: dict[str, Any], source: str = "<config>", prefix: str = "") -> T:
+    """Build `cls` from a plain mapping, checking keys, types and ranges; missing keys keep defaults."""
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{source}: key '{prefix.rstrip('.') or '<top>'}': expected a mapping, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{prefix}{unknown[0]}'; allowed keys here: {', '.join(sorted(fields))}"
+        )
+    values = {}
+    for name, value in mapping.items():
+        values[name] = _convert(hints[name], value, fields[name].metadata, source, prefix + name)
+    return cls(**values)
+
+
+def to_mapping(config: Any) -> Any:
+    """The plain-data (YAML-ready) form of a config dataclass."""
+    if dataclasses.is_dataclass(config):
+        return {field.name: to_mapping(getattr(config, field.name)) for field in dataclasses.fields(config)}
+    if isinstance(config, tuple):
+        return [to_mapping(item) for item in config]
+    return config
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _convert(hint: Any, value: Any, metadata: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_mapping(hint, value, source, key + ".")
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [option for option in options if option is not type(None)]
+        return _convert(inner, value, metadata, source, key)
+    if origin is tuple:
+        element_types = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: key '{key}': expected a list, got {value!r}")
+        if len(element_types) == 2 and element_types[1] is Ellipsis:
+            items = tuple(_scalar(element_types[0], item, metadata, source, key) for item in value)
+        else:
+            if len(value) != len(element_types):
+                raise ConfigError(f"{source}: key '{key}': expected {len(element_types)} values, got {value!r}")
+            items = tuple(
+                _scalar(element_type, item, metadata, source, key) for element_type, item in zip(element_types, value)
+            )
+            if len(items) == 2 and all(isinstance(item, (int, float)) for item in items) and items[0] > items[1]:
+                raise ConfigError(f"{source}: key '{key}': range {list(value)} has low > high")
+        return items
+    return _scalar(hint, value, metadata, source, key)
+
+
+def _scalar(hint: Any, value: Any, metadata: Any, source: str, key: str) -> Any:
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: key '{key}': expected true or false, got {value!r}")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (hint is int and isinstance(value, float)):
+            raise ConfigError(f"{source}: key '{key}': expected {hint.__name__}, got {value!r}")
+        value = hint(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: key '{key}': expected a finite number, got {value!r}")
+        if "bound" in metadata:
+            lo, hi = metadata["bound"]
+            if not lo <= value <= hi:
+                raise ConfigError(f"{source}: key '{key}': value {value!r} outside allowed range [{lo}, {hi}]")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: key '{key}': expected a string, got {value!r}")
+        if "choice" in metadata and value not in metadata["choice"]:
+            raise ConfigError(
+                f"{source}: key '{key}': value {value!r} not allowed; choose one of {', '.join(metadata['choice'])}"
+            )
+        return value
+    raise ConfigError(f"{source}: key '{key}': unsupported config type {hint!r}")
