@@ -1,0 +1,331 @@
+"""N reorientation envs stepped in one process: MuJoCo per env, everything else as numpy over the batch.
+
+This is the one implementation of the task; the gymnasium env is a batch of one and the vectorized envs
+are batches in worker processes. Python work per step is a short loop of MuJoCo calls plus array math over
+all envs, so its cost is shared by the batch (DESIGN.md §2, speed).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from sim import perturbations, rotations, task
+from sim.config import EnvConfig
+from sim.perturbations import EpisodeEffects
+from sim.randomization import capture_nominal, randomize_physics
+from sim.scene import SceneIndex, index_scene, load_model
+
+logger = logging.getLogger(__name__)
+
+# where a new cube is dropped onto the palm (the palm's surface is at z ~= 0.14 m)
+CUBE_START_POSITION = np.array([1.0, 0.87, 0.2])
+CUBE_START_JITTER_M = 0.005
+N_WARNINGS = len(mujoco.mjtWarning.__members__) - 1  # the last member is the count mjNWARNING
+# MuJoCo resets the data itself after these, so the episode's state is gone
+FATAL_WARNINGS = np.array(
+    [int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADQVEL), int(mujoco.mjtWarning.mjWARN_BADQACC)]
+)
+
+# (name, size) of each observation block, in order; the sizes of "policy" and "critic" are their sums
+POLICY_BLOCKS: tuple[tuple[str, int], ...] = (
+    ("fingertip_positions", 15),  # 5 fingertips x xyz, noisy, markers may freeze
+    ("object_position", 3),  # noisy
+    ("relative_goal", 4),  # quaternion from the (noisy) cube orientation to the goal
+)
+CRITIC_BLOCKS: tuple[tuple[str, int], ...] = (
+    *POLICY_BLOCKS,  # noise-free here
+    ("object_orientation", 4),
+    ("goal_orientation", 4),
+    ("joint_positions", 24),
+    ("joint_velocities", 24),
+    ("object_linear_velocity", 3),
+    ("object_angular_velocity", 3),
+)
+OBSERVATION_SIZES = {
+    "policy": sum(size for _, size in POLICY_BLOCKS),
+    "critic": sum(size for _, size in CRITIC_BLOCKS),
+}
+
+
+@dataclass
+class StepResult:
+    """What one batch step returns; arrays are (N, ...)."""
+
+    observation: dict[str, np.ndarray]
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: dict[str, np.ndarray]
+
+
+class ReorientBatch:
+    """N Shadow Hand + cube simulations with Dactyl's task logic and randomizations."""
+
+    def __init__(self, config: EnvConfig, num_envs: int, seed: int | None = None, autoreset: bool = True):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.config = config
+        self.num_envs = num_envs
+        self.autoreset = autoreset
+        task_config = config.task
+        base = load_model(task_config.physics_timestep)
+        self.index: SceneIndex = index_scene(base)
+        self.nominal = capture_nominal(base, self.index)
+        self.models = [copy.copy(base) for _ in range(num_envs)]
+        self.datas = [mujoco.MjData(model) for model in self.models]
+        if set(base.actuator_trntype) != {int(mujoco.mjtTrn.mjTRN_JOINT)} or not np.all(base.actuator_gear[:, 0] == 1):
+            raise ValueError("every actuator must drive one joint with gear 1: targets are read from joint positions")
+        self.actuated_qpos = base.jnt_qposadr[base.actuator_trnid[:, 0]]
+        self.ctrl_range = base.actuator_ctrlrange.copy()
+        self.n_actuators = base.nu
+        self.control_dt = task_config.physics_timestep * task_config.substeps
+        self.timeout_steps = int(round(task_config.timeout_s / self.control_dt))
+        cube_mass = base.body_mass[self.index.cube_body]
+        self.cube_masses = np.full(num_envs, cube_mass)
+
+        n, a = num_envs, self.n_actuators
+        self.qpos = np.zeros((n, base.nq))
+        self.qvel = np.zeros((n, base.nv))
+        self.fingertips = np.zeros((n, 5, 3))
+        self.warning_counts = np.zeros((n, N_WARNINGS), dtype=np.int64)
+        self.targets = np.zeros((n, a))
+        self.previous_targets = np.zeros((n, a))
+        self.applied = np.zeros((n, a))
+        self.forces = np.zeros((n, 3))
+        self.goal = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
+        self.distance = np.zeros(n)
+        self.successes = np.zeros(n, dtype=np.int64)
+        self.steps_since_success = np.zeros(n, dtype=np.int64)
+        self.episode_return = np.zeros(n)
+        self.episode_length = np.zeros(n, dtype=np.int64)
+        self.frozen_markers = np.zeros((n, 5), dtype=np.int64)
+        self.reported_fingertips = np.zeros((n, 5, 3))
+        self.physics_steps = 0
+        self.rng = np.random.default_rng(seed)
+        self.effects = EpisodeEffects.draw(self.rng, n, a, config.randomization)
+
+    # ------------------------------------------------------------------ reset
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Start a new episode in every env; a seed restarts the batch's random stream."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.reset_envs(np.arange(self.num_envs))
+        return self.observe()
+
+    def reset_envs(self, rows: np.ndarray) -> None:
+        """New randomized physics, cube pose and goal for the envs in `rows`."""
+        task_config = self.config.task
+        randomization = self.config.randomization
+        for row in rows:
+            self._reset_one(int(row))
+        self.effects.assign(rows, EpisodeEffects.draw(self.rng, len(rows), self.n_actuators, randomization))
+        cube_quaternion = self.qpos[rows, self.index.cube_qpos + 3 : self.index.cube_qpos + 7]
+        self.goal[rows] = task.sample_goals(
+            self.rng, cube_quaternion, task_config.goal_mode, task_config.success_threshold_rad
+        )
+        self.distance[rows] = rotations.angle_between(cube_quaternion, self.goal[rows])
+        for row in rows:
+            self.datas[row].mocap_quat[self.index.goal_mocap] = self.goal[row]
+        self.forces[rows] = 0.0
+        self.successes[rows] = 0
+        self.steps_since_success[rows] = 0
+        self.episode_return[rows] = 0.0
+        self.episode_length[rows] = 0
+        self.frozen_markers[rows] = 0
+        self.reported_fingertips[rows] = self.fingertips[rows]
+
+    def _reset_one(self, row: int) -> None:
+        task_config = self.config.task
+        model, data = self.models[row], self.datas[row]
+        index = self.index
+        for _ in range(task_config.max_reset_attempts):
+            randomize_physics(model, self.nominal, self.rng, self.config.randomization.physics)
+            mujoco.mj_setConst(model, data)
+            mujoco.mj_resetData(model, data)
+            hand_joints = self.nominal.hand_joints
+            data.qpos[index.hand_qpos] = np.clip(0.0, model.jnt_range[hand_joints, 0], model.jnt_range[hand_joints, 1])
+            start = CUBE_START_POSITION + np.append(self.rng.uniform(-1, 1, 2) * CUBE_START_JITTER_M, 0.0)
+            orientation = task.sample_orientations(self.rng, 1, task_config.goal_mode)[0]
+            data.qpos[index.cube_qpos : index.cube_qpos + 7] = np.concatenate((start, orientation))
+            hold = np.clip(data.qpos[self.actuated_qpos], self.ctrl_range[:, 0], self.ctrl_range[:, 1])
+            data.ctrl[:] = hold
+            if task_config.settle_steps:
+                mujoco.mj_step(model, data, task_config.settle_steps * task_config.substeps)
+                self.physics_steps += task_config.settle_steps * task_config.substeps
+            mujoco.mj_forward(model, data)
+            if data.qpos[index.cube_qpos + 2] >= task_config.drop_height_m and not data.warning.number[FATAL_WARNINGS].any():
+                break
+        else:
+            raise RuntimeError(
+                f"env {row}: the cube fell off the palm in all {task_config.max_reset_attempts} reset attempts; "
+                "check task.settle_steps, drop_height_m and the physics randomization ranges"
+            )
+        self.cube_masses[row] = model.body_mass[index.cube_body]
+        self.targets[row] = self.previous_targets[row] = self.applied[row] = hold
+        self.warning_counts[row] = data.warning.number
+        self._gather(row)
+
+    # ------------------------------------------------------------------- step
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Advance every env one control period; finished envs restart when autoreset is on."""
+        task_config = self.config.task
+        randomization = self.config.randomization
+        index = self.index
+        normalized = self._normalize_actions(actions)
+        normalized = perturbations.noisy_actions(normalized, self.effects.action_bias, self.rng, randomization)
+        new_targets = task.relative_targets(
+            normalized, self.qpos[:, self.actuated_qpos], self.ctrl_range, task_config.relative_action_scale
+        )
+        self.targets = task_config.action_ema * new_targets + (1.0 - task_config.action_ema) * self.targets
+        commanded = np.where(self.effects.delayed, self.previous_targets, self.targets)
+        self.previous_targets = self.targets
+        self.applied = perturbations.apply_backlash(self.applied, commanded, self.effects.backlash_width)
+        self.forces = perturbations.update_forces(
+            self.forces, self.effects.force_probability, self.cube_masses, self.rng, randomization
+        )
+        substep = (
+            perturbations.control_periods(self.control_dt, self.effects.timing_rate, self.rng) / task_config.substeps
+        )
+
+        nstep = task_config.substeps
+        cube_body = index.cube_body
+        for row in range(self.num_envs):
+            model, data = self.models[row], self.datas[row]
+            data.ctrl[:] = self.applied[row]
+            data.xfrc_applied[cube_body, :3] = self.forces[row]
+            model.opt.timestep = substep[row]
+            mujoco.mj_step(model, data, nstep)
+            self._gather(row)
+        self.physics_steps += nstep * self.num_envs
+
+        new_warnings = np.stack([data.warning.number for data in self.datas]) - self.warning_counts
+        self.warning_counts += new_warnings
+        physics_error = new_warnings[:, FATAL_WARNINGS].sum(axis=1) > 0
+        if new_warnings.any():
+            self._report_warnings(new_warnings)
+
+        cube_position = self.qpos[:, index.cube_qpos : index.cube_qpos + 3]
+        cube_quaternion = self.qpos[:, index.cube_qpos + 3 : index.cube_qpos + 7]
+        distance = rotations.angle_between(cube_quaternion, self.goal)
+        dropped = cube_position[:, 2] < task_config.drop_height_m
+        success = (distance < task_config.success_threshold_rad) & ~dropped & ~physics_error
+        reward = task.reward(self.distance, distance, success, dropped, task_config)
+        self.successes += success
+        self.steps_since_success = np.where(success, 0, self.steps_since_success + 1)
+        if success.any():
+            rows = np.flatnonzero(success)
+            self.goal[rows] = task.sample_goals(
+                self.rng, cube_quaternion[rows], task_config.goal_mode, task_config.success_threshold_rad
+            )
+            distance[rows] = rotations.angle_between(cube_quaternion[rows], self.goal[rows])
+            for row in rows:
+                self.datas[row].mocap_quat[index.goal_mocap] = self.goal[row]
+        self.distance = distance
+        self.episode_return += reward
+        self.episode_length += 1
+
+        terminated = dropped | (self.successes >= task_config.max_consecutive_successes)
+        timed_out = (self.steps_since_success >= self.timeout_steps) & ~terminated
+        truncated = timed_out | (physics_error & ~terminated)
+        done = terminated | truncated
+        info = {
+            "is_success": success,
+            "consecutive_successes": self.successes.copy(),
+            "dropped": dropped,
+            "timed_out": timed_out,
+            "physics_error": physics_error,
+            "mujoco_warnings": new_warnings.sum(axis=1),
+            "episode_done": done,
+            "episode_return": self.episode_return.copy(),
+            "episode_length": self.episode_length.copy(),
+        }
+        critic = self.critic_observation()
+        if self.autoreset:
+            info["final_critic"] = critic
+            if done.any():
+                rows = np.flatnonzero(done)
+                self.reset_envs(rows)
+                critic = critic.copy()
+                critic[rows] = self.critic_observation(rows)
+        observation = {"policy": self.policy_observation(), "critic": critic}
+        return StepResult(observation, reward.astype(np.float32), terminated, truncated, info)
+
+    def _normalize_actions(self, actions: np.ndarray) -> np.ndarray:
+        actions = np.asarray(actions)
+        expected = (self.num_envs, self.n_actuators)
+        if actions.shape != expected:
+            raise ValueError(f"actions must have shape {expected}, got {actions.shape}")
+        if self.config.task.action_type == "discrete":
+            bins = self.config.task.action_bins
+            if not np.issubdtype(actions.dtype, np.integer) or actions.min() < 0 or actions.max() >= bins:
+                raise ValueError(f"discrete actions must be integer bins in [0, {bins - 1}]")
+            return task.bins_to_actions(actions, bins)
+        if not np.all(np.isfinite(actions)):
+            raise ValueError("continuous actions must be finite")
+        return np.clip(actions, -1.0, 1.0)
+
+    def _gather(self, row: int) -> None:
+        data = self.datas[row]
+        # site positions of mj_step are from before its last integration; recompute them for the new qpos
+        mujoco.mj_kinematics(self.models[row], data)
+        self.qpos[row] = data.qpos
+        self.qvel[row] = data.qvel
+        self.fingertips[row] = data.site_xpos[self.index.fingertip_site_ids]
+
+    def _report_warnings(self, new_warnings: np.ndarray) -> None:
+        for row, kind in zip(*np.nonzero(new_warnings)):
+            logger.warning(
+                "env %d: MuJoCo warning %s x%d at episode step %d",
+                row, mujoco.mjtWarning(kind).name, new_warnings[row, kind], self.episode_length[row],
+            )
+
+    # ------------------------------------------------------------ observation
+
+    def critic_observation(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The noise-free full state (N, critic size) of the envs in `rows`, float32."""
+        index = self.index
+        qpos, qvel = self.qpos[rows], self.qvel[rows]
+        cube_quaternion = qpos[:, index.cube_qpos + 3 : index.cube_qpos + 7]
+        goal = self.goal[rows]
+        return np.concatenate(
+            (
+                self.fingertips[rows].reshape(len(qpos), -1),
+                qpos[:, index.cube_qpos : index.cube_qpos + 3],
+                task.relative_goal(cube_quaternion, goal),
+                cube_quaternion,
+                goal,
+                qpos[:, index.hand_qpos],
+                qvel[:, index.hand_dof],
+                qvel[:, index.cube_dof : index.cube_dof + 6],
+            ),
+            axis=1,
+        ).astype(np.float32)
+
+    def policy_observation(self) -> np.ndarray:
+        """The policy's noisy inputs (N, policy size), float32; advances marker freezing by one step."""
+        randomization = self.config.randomization
+        index = self.index
+        self.frozen_markers = perturbations.freeze_markers(self.frozen_markers, self.rng, randomization, self.control_dt)
+        self.reported_fingertips = perturbations.noisy_fingertips(
+            self.fingertips, self.reported_fingertips, self.frozen_markers, self.effects.fingertip_bias,
+            self.rng, randomization,
+        )
+        position, quaternion = perturbations.noisy_object_pose(
+            self.qpos[:, index.cube_qpos : index.cube_qpos + 3],
+            self.qpos[:, index.cube_qpos + 3 : index.cube_qpos + 7],
+            self.effects, self.rng, randomization,
+        )
+        return np.concatenate(
+            (self.reported_fingertips.reshape(self.num_envs, -1), position, task.relative_goal(quaternion, self.goal)),
+            axis=1,
+        ).astype(np.float32)
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """Policy (noisy) and critic (exact) observations of every env."""
+        return {"policy": self.policy_observation(), "critic": self.critic_observation()}

@@ -1,0 +1,31 @@
+"""Where the project's data folders (config/, assets/, launch/) and the hand's asset files live."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+PACKAGE = "inhand"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_path(relative: str | Path) -> Path:
+    """A file under config/, assets/ or launch/: from the source tree, else from share/inhand of the install."""
+    for root in (SOURCE_ROOT, Path(sys.prefix) / "share" / PACKAGE):
+        candidate = root / relative
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        f"{relative}: not found under {SOURCE_ROOT} nor {Path(sys.prefix) / 'share' / PACKAGE}; is inhand installed?"
+    )
+
+
+def hand_assets_dir() -> Path:
+    """The envs/assets folder of the installed gymnasium-robotics package (hand MJCF, meshes, textures)."""
+    spec = importlib.util.find_spec("gymnasium_robotics")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("gymnasium-robotics is not installed; its Shadow Hand model files are required")
+    assets = Path(next(iter(spec.submodule_search_locations))) / "envs" / "assets"
+    if not (assets / "hand" / "robot.xml").is_file():
+        raise FileNotFoundError(f"{assets}/hand/robot.xml missing: the installed gymnasium-robotics lacks the hand model")
+    return assets

@@ -1,0 +1,171 @@
+"""Rendering the three named cameras, and visual randomization (Dactyl appendix C.2) for the pose estimator.
+
+Set MUJOCO_GL=egl on a headless machine. Processes that render should be started with spawn or forkserver:
+a child forked after its parent rendered with EGL hangs at its first render.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from sim import rotations
+from sim.config import EnvConfig, VisualRandomization
+from sim.scene import CAMERA_NAMES
+
+GOAL_GEOM_GROUP = 2  # the goal marker, hidden from the cameras the pose estimator sees
+OFF_RENDER_FLAGS = (mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_SKYBOX)
+
+
+@dataclass(frozen=True)
+class NominalVisuals:
+    """Model arrays that visual randomization rewrites, as compiled."""
+
+    cam_pos: np.ndarray
+    cam_quat: np.ndarray
+    cam_fovy: np.ndarray
+    light_active: np.ndarray
+    light_pos: np.ndarray
+    light_diffuse: np.ndarray
+    mat_rgba: np.ndarray
+    mat_specular: np.ndarray
+    mat_shininess: np.ndarray
+
+    @classmethod
+    def capture(cls, model: mujoco.MjModel) -> NominalVisuals:
+        """Snapshot the visual parameters of a freshly compiled model."""
+        return cls(
+            cam_pos=model.cam_pos.copy(),
+            cam_quat=model.cam_quat.copy(),
+            cam_fovy=model.cam_fovy.copy(),
+            light_active=model.light_active.copy(),
+            light_pos=model.light_pos.copy(),
+            light_diffuse=model.light_diffuse.copy(),
+            mat_rgba=model.mat_rgba.copy(),
+            mat_specular=model.mat_specular.copy(),
+            mat_shininess=model.mat_shininess.copy(),
+        )
+
+
+def randomize_visuals(
+    model: mujoco.MjModel, nominal: NominalVisuals, rng: np.random.Generator, config: VisualRandomization
+) -> None:
+    """Write one sample's cameras, lights and materials into `model`, drawn around `nominal`."""
+    model.cam_pos[:] = nominal.cam_pos
+    model.cam_quat[:] = nominal.cam_quat
+    model.cam_fovy[:] = nominal.cam_fovy
+    model.light_active[:] = nominal.light_active
+    model.light_pos[:] = nominal.light_pos
+    model.light_diffuse[:] = nominal.light_diffuse
+    model.mat_rgba[:] = nominal.mat_rgba
+    model.mat_specular[:] = nominal.mat_specular
+    model.mat_shininess[:] = nominal.mat_shininess
+    if not config.enabled:
+        return
+    n_cameras, n_lights, n_materials = model.ncam, model.nlight, model.nmat
+    model.cam_pos[:] = nominal.cam_pos + rng.uniform(-1, 1, (n_cameras, 3)) * config.camera_position_m
+    tilt = rotations.from_axis_angle(
+        rotations.random_axis(rng, n_cameras), np.deg2rad(rng.uniform(0.0, config.camera_rotation_deg, n_cameras))
+    )
+    model.cam_quat[:] = rotations.multiply(nominal.cam_quat, tilt)
+    model.cam_fovy[:] = nominal.cam_fovy + rng.uniform(-1, 1, n_cameras) * config.camera_fovy_deg
+
+    lo, hi = config.lights_on
+    n_on = min(int(rng.integers(lo, hi + 1)), n_lights)
+    model.light_active[:] = 0
+    model.light_active[rng.choice(n_lights, n_on, replace=False)] = 1
+    model.light_pos[:] = nominal.light_pos + rng.uniform(-1, 1, (n_lights, 3)) * config.light_position_m
+    model.light_diffuse[:] = rng.uniform(*config.light_diffuse, (n_lights, 1))
+
+    colour = rng.uniform(*config.colour_scale, (n_materials, 3))
+    model.mat_rgba[:, :3] = np.clip(nominal.mat_rgba[:, :3] * colour, 0.0, 1.0)
+    model.mat_specular[:] = rng.uniform(*config.specular, n_materials)
+    model.mat_shininess[:] = rng.uniform(*config.shininess, n_materials)
+
+
+def postprocess(images: np.ndarray, rng: np.random.Generator, config: VisualRandomization) -> np.ndarray:
+    """Contrast about each image's mean, scaled by U[contrast], plus per-pixel Gaussian noise; (..., H, W, 3) uint8."""
+    if not config.enabled:
+        return images
+    pixels = images.astype(np.float32)
+    contrast = rng.uniform(*config.contrast, pixels.shape[:-3] + (1, 1, 1)).astype(np.float32)
+    mean = pixels.mean(axis=(-3, -2, -1), keepdims=True)
+    pixels = mean + (pixels - mean) * contrast
+    pixels += rng.normal(0.0, config.pixel_noise_std, pixels.shape).astype(np.float32)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+class CameraRig:
+    """Renders the named cameras of a model into RGB arrays."""
+
+    def __init__(self, model: mujoco.MjModel, height: int, width: int, cameras: tuple[str, ...] = CAMERA_NAMES):
+        self.cameras = cameras
+        self.renderer = mujoco.Renderer(model, height, width)
+        self.options = mujoco.MjvOption()
+        self.options.geomgroup[GOAL_GEOM_GROUP] = 0
+
+    def render(self, data: mujoco.MjData) -> np.ndarray:
+        """Images (cameras, H, W, 3) uint8 of the current state."""
+        frames = []
+        for camera in self.cameras:
+            self.renderer.update_scene(data, camera=camera, scene_option=self.options)
+            # mirror reflections, shadow maps and the skybox cost ~40% of a CPU (llvmpipe) render and carry
+            # no pose information; lighting and materials are randomized instead
+            for flag in OFF_RENDER_FLAGS:
+                self.renderer.scene.flags[flag] = 0
+            frames.append(self.renderer.render())
+        return np.stack(frames)
+
+    def close(self) -> None:
+        """Free the GL context."""
+        self.renderer.close()
+
+
+def camera_parameters(model: mujoco.MjModel, data: mujoco.MjData, height: int, cameras=CAMERA_NAMES) -> dict:
+    """Per camera: world position (C, 3), rotation camera->world (C, 3, 3), focal length in pixels (C,)."""
+    ids = [model.camera(name).id for name in cameras]
+    fovy = np.deg2rad(model.cam_fovy[ids])
+    return {
+        "position": data.cam_xpos[ids].copy(),
+        "rotation": data.cam_xmat[ids].reshape(-1, 3, 3).copy(),
+        "focal_px": 0.5 * height / np.tan(0.5 * fovy),
+    }
+
+
+class PoseSampleRenderer:
+    """Renders randomized three-camera samples of the cube on the palm, with its true pose, for vision/.
+
+    Cube states: a reset (random orientation dropped on the palm) followed by 0..max_random_steps steps of
+    random actions, so the hand and cube are in poses the policy meets.
+    """
+
+    def __init__(self, config: EnvConfig, size: int, max_random_steps: int = 15):
+        from sim.batch import ReorientBatch
+
+        self.config = config
+        self.size = size
+        self.max_random_steps = max_random_steps
+        self.batch = ReorientBatch(config, 1, seed=0, autoreset=False)
+        self.model, self.data = self.batch.models[0], self.batch.datas[0]
+        self.nominal = NominalVisuals.capture(self.model)
+        self.rig = CameraRig(self.model, size, size)
+
+    def __call__(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """(images (3, H, W, 3) uint8, cube position (3,) m, quaternion (4,), camera parameters) for `seed`."""
+        rng = np.random.default_rng(seed)
+        batch = self.batch
+        batch.reset(int(rng.integers(2**63)))
+        for _ in range(int(rng.integers(0, self.max_random_steps + 1))):
+            result = batch.step(rng.integers(0, self.config.task.action_bins, (1, batch.n_actuators)))
+            if result.terminated[0] or result.truncated[0]:
+                batch.reset(int(rng.integers(2**63)))
+        randomize_visuals(self.model, self.nominal, rng, self.config.randomization.visual)
+        mujoco.mj_forward(self.model, self.data)
+        images = postprocess(self.rig.render(self.data), rng, self.config.randomization.visual)
+        cube = batch.qpos[0, batch.index.cube_qpos : batch.index.cube_qpos + 7]
+        return images, cube[:3].copy(), rotations.canonical(cube[3:]), camera_parameters(self.model, self.data, self.size)
+
+    def close(self) -> None:
+        """Free the renderer."""
+        self.rig.close()

@@ -1,0 +1,185 @@
+"""The gymnasium env and the batch behind it: checker, determinism, episode ends, rewards, stress."""
+import logging
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import sim
+from sim import rotations
+from sim.batch import OBSERVATION_SIZES, ReorientBatch
+from sim.config import EnvConfig
+from sim.config_loading import from_mapping
+
+HOLD = np.full((1, 20), 5)  # the middle bin: action 0, targets stay where the joints are
+
+
+@pytest.mark.parametrize("env_id", sorted(sim.VARIANTS))
+def test_env_checker_passes(env_id):
+    env = gymnasium.make(env_id)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+def test_observation_sizes_are_derived_from_blocks():
+    assert OBSERVATION_SIZES == {"policy": 15 + 3 + 4, "critic": 22 + 4 + 4 + 24 + 24 + 3 + 3}
+    env = gymnasium.make("inhand/Reorient-v0")
+    observation, _ = env.reset(seed=0)
+    assert observation["policy"].shape == (22,) and observation["critic"].shape == (84,)
+    assert env.unwrapped.model.nu == 20 and env.unwrapped.data.qpos.shape == (31,)
+
+
+def rollout(env, seed: int, steps: int) -> list[np.ndarray]:
+    observation, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    trace = [observation["policy"], observation["critic"]]
+    for _ in range(steps):
+        observation, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        trace += [observation["policy"], observation["critic"], np.array([reward])]
+        if terminated or truncated:
+            observation, _ = env.reset()
+    return trace
+
+
+def test_same_seed_same_trajectory_different_seed_different_model():
+    first, second = gymnasium.make("inhand/Reorient-v0"), gymnasium.make("inhand/Reorient-v0")
+    for a, b in zip(rollout(first, 7, 40), rollout(second, 7, 40)):
+        np.testing.assert_array_equal(a, b)
+    masses = first.unwrapped.model.body_mass.copy()
+    second.reset(seed=8)
+    assert not np.allclose(masses, second.unwrapped.model.body_mass)
+
+
+def nominal_batch(**task_options) -> ReorientBatch:
+    config = EnvConfig().with_options(randomize=False, **task_options)
+    batch = ReorientBatch(config, 1, seed=0, autoreset=False)
+    batch.reset(0)
+    return batch
+
+
+def cube_quaternion(batch: ReorientBatch) -> np.ndarray:
+    start = batch.index.cube_qpos + 3
+    return batch.qpos[0, start : start + 4].copy()
+
+
+def test_reward_of_a_step_equals_hand_computed_distance_change():
+    batch = nominal_batch()
+    goal = batch.goal[0].copy()
+    before = rotations.angle_between(cube_quaternion(batch), goal)
+    assert batch.distance[0] == pytest.approx(before)
+    result = batch.step(np.random.default_rng(0).integers(0, 11, (1, 20)))
+    after = rotations.angle_between(cube_quaternion(batch), goal)
+    assert not result.info["is_success"][0]
+    assert result.reward[0] == pytest.approx(before - after, abs=1e-6)
+
+
+def test_success_counts_pays_bonus_and_draws_a_new_goal():
+    batch = nominal_batch()
+    quaternion = cube_quaternion(batch)
+    # a goal 0.3 rad from the cube (about z), then the sign-flipped copy: both are within 0.4 rad
+    batch.goal[0] = -rotations.multiply(rotations.about_z(0.3), quaternion)
+    batch.distance[0] = rotations.angle_between(quaternion, batch.goal[0])
+    assert batch.distance[0] == pytest.approx(0.3)
+    old_goal = batch.goal[0].copy()
+    result = batch.step(HOLD)
+    after = rotations.angle_between(cube_quaternion(batch), old_goal)
+    assert result.info["is_success"][0] and result.info["consecutive_successes"][0] == 1
+    assert result.reward[0] == pytest.approx(0.3 - after + 5.0, abs=1e-6)
+    assert rotations.angle_between(batch.goal[0], cube_quaternion(batch)) >= 0.4
+    assert not (result.terminated[0] or result.truncated[0])
+
+
+def test_reaching_the_success_limit_terminates():
+    batch = nominal_batch(max_consecutive_successes=1)
+    batch.goal[0] = cube_quaternion(batch)
+    result = batch.step(HOLD)
+    assert result.terminated[0] and not result.truncated[0]
+
+
+def test_drop_terminates_with_penalty():
+    batch = nominal_batch()
+    batch.datas[0].qpos[batch.index.cube_qpos : batch.index.cube_qpos + 3] = [1.0, 0.6, 0.05]
+    result = batch.step(HOLD)
+    assert result.terminated[0] and result.info["dropped"][0]
+    assert result.reward[0] < -19.0
+
+
+def test_timeout_truncates_after_the_configured_time():
+    batch = nominal_batch(timeout_s=0.4)  # 5 control steps of 80 ms
+    for step in range(5):
+        result = batch.step(HOLD)
+        assert result.truncated[0] == (step == 4)
+    assert result.info["timed_out"][0] and not result.terminated[0]
+
+
+def test_autoreset_returns_final_critic_and_fresh_episode():
+    config = EnvConfig().with_options(timeout_s=0.16)
+    batch = ReorientBatch(config, 3, seed=1, autoreset=True)
+    batch.reset(1)
+    batch.step(np.full((3, 20), 5))
+    before_reset = batch.critic_observation()
+    result = batch.step(np.full((3, 20), 5))
+    assert result.info["episode_done"].all() and (result.info["episode_length"] == 2).all()
+    assert (batch.episode_length == 0).all()
+    assert not np.allclose(result.info["final_critic"], result.observation["critic"])
+    # the final observation is the state reached by the step, before the reset
+    assert np.abs(result.info["final_critic"] - before_reset).max() < 1.0
+
+
+def maximal_config() -> EnvConfig:
+    randomization = {
+        "physics": {"mass_scale": [0.5, 1.5], "damping_scale": [0.3, 3.0], "actuator_gain_scale": [0.75, 1.5]},
+        "action_delay": {"probability": 1.0},
+        "backlash": {"max_width_rad": 0.05},
+        "random_forces": {"probability_range": [0.1, 0.1], "acceleration_std": 2.0, "decay": 0.99},
+        "control_timing": {"rate_range": [1250.0, 1250.0]},
+        "marker_freeze": {"rate_hz": 2.0},
+    }
+    return from_mapping(EnvConfig, {"randomization": randomization})
+
+
+def test_thousand_random_steps_at_maximum_randomization_stay_finite_and_warning_free(caplog):
+    batch = ReorientBatch(maximal_config(), 4, seed=3, autoreset=True)
+    observation = batch.reset(3)
+    rng = np.random.default_rng(3)
+    reported_warnings = 0
+    with caplog.at_level(logging.WARNING, logger="sim.batch"):
+        for _ in range(250):
+            result = batch.step(rng.integers(0, 11, (4, 20)))
+            for name in ("policy", "critic"):
+                assert np.isfinite(result.observation[name]).all()
+            assert np.isfinite(result.reward).all()
+            reported_warnings += int(result.info["mujoco_warnings"].sum())
+    totals = sum(int(data.warning.number.sum()) for data in batch.datas)
+    assert reported_warnings == 0 and totals == 0 and not caplog.records
+    assert observation["policy"].shape == (4, 22)
+
+
+def test_a_mujoco_warning_is_reported_and_ends_the_episode(caplog):
+    batch = nominal_batch()
+    batch.datas[0].qvel[batch.index.cube_dof] = 1e40  # unstable on purpose: MuJoCo resets the data
+    with caplog.at_level(logging.WARNING, logger="sim.batch"):
+        result = batch.step(HOLD)
+    assert result.info["physics_error"][0] and result.truncated[0]
+    assert result.info["mujoco_warnings"][0] >= 1
+    assert any("mjWARN_BAD" in record.getMessage() for record in caplog.records)
+
+
+def test_bad_actions_are_refused():
+    batch = nominal_batch()
+    with pytest.raises(ValueError, match=r"shape \(1, 20\)"):
+        batch.step(np.zeros((1, 19), int))
+    with pytest.raises(ValueError, match=r"integer bins in \[0, 10\]"):
+        batch.step(np.full((1, 20), 11))
+    continuous = nominal_batch(action_type="continuous")
+    with pytest.raises(ValueError, match="finite"):
+        continuous.step(np.full((1, 20), np.nan))
+
+
+def test_render_returns_an_rgb_frame():
+    env = gymnasium.make("inhand/Reorient-v0", render_mode="rgb_array", width=64, height=48)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.std() > 5
+    env.close()
