@@ -41,6 +41,7 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.66",
         "imageio>=2.34",
+        "imageio-ffmpeg>=0.5",
         "opencv-python-headless>=4.9",
         "matplotlib>=3.8",
         "tensorboard>=2.16",
