@@ -224,7 +224,7 @@ def main(argv: list[str]) -> int:
     """Print the simulation benchmark as JSON."""
     parser = argparse.ArgumentParser(prog="inhand bench sim", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="env YAML (default config/env.yaml)")
-    parser.add_argument("--num-envs", type=int, default=16, help="envs per batch for the overhead figures")
+    parser.add_argument("--num-envs", type=int, default=32, help="envs per batch for the overhead figures")
     parser.add_argument("--vec-envs", type=int, default=16, help="envs for the 1-process vs 2-worker figures")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=100, help="control steps per round")

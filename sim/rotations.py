@@ -6,17 +6,16 @@ import numpy as np
 
 def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a * b (apply b, then a), shapes (..., 4)."""
-    aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
-    bw, bx, by, bz = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
-    return np.stack(
-        (
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ),
-        axis=-1,
-    )
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    product = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    product[..., 0] = aw * bw - ax * bx - ay * by - az * bz
+    product[..., 1] = aw * bx + ax * bw + ay * bz - az * by
+    product[..., 2] = aw * by - ax * bz + ay * bw + az * bx
+    product[..., 3] = aw * bz + ax * by - ay * bx + az * bw
+    return product
 
 
 def conjugate(q: np.ndarray) -> np.ndarray:
@@ -38,8 +37,12 @@ def canonical(q: np.ndarray) -> np.ndarray:
 
 def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Rotation angle in [0, pi] that takes orientation a to b, shapes (..., 4) -> (...)."""
-    dot = np.abs(np.sum(normalize(a) * normalize(b), axis=-1))
-    return 2.0 * np.arccos(np.clip(dot, 0.0, 1.0))
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    dot = np.abs(np.einsum("...i,...i->...", a, b)) / np.sqrt(
+        np.einsum("...i,...i->...", a, a) * np.einsum("...i,...i->...", b, b)
+    )
+    return 2.0 * np.arccos(np.minimum(dot, 1.0))
 
 
 def from_axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
