@@ -9,10 +9,15 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _temporary_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    # mkstemp creates 0600; the finished file should get the permissions any new file would
+    os.fchmod(handle, 0o666 & ~_UMASK)
     os.close(handle)
     return Path(name)
 
