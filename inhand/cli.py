@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+# headless first: EGL renders on a GPU or, through Mesa, on the CPU, with no display; set MUJOCO_GL to override
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 # subcommand -> (module, function, one-line help); the function takes the remaining argv.
 COMMANDS: dict[str, tuple[str, str, str]] = {
