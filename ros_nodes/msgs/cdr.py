@@ -280,10 +280,12 @@ def deserialize(data: bytes | bytearray | memoryview, message_type: type | str) 
     """CDR bytes (with header, either byte order, up to 3 bytes of DDS padding) -> message dataclass."""
     cls = message_class(message_type) if isinstance(message_type, str) else message_type
     view = memoryview(data).cast("B")
+    if len(view) < HEADER_SIZE:
+        raise CdrError(f"{cls.ROS_TYPE}: {len(view)} bytes are too few for the 4-byte CDR encapsulation header")
     header = bytes(view[:HEADER_SIZE])
     if header[:2] not in (CDR_LE[:2], CDR_BE[:2]):
         raise CdrError(
-            f"{cls.ROS_TYPE}: bad CDR encapsulation header {header.hex(' ') or '(empty)'} "
+            f"{cls.ROS_TYPE}: bad CDR encapsulation header {header.hex(' ')} "
             f"({len(view)} bytes); expected 00 01 (little-endian) or 00 00 (big-endian)"
         )
     reader = _Reader(view, little=header[1] == 1)
