@@ -7,7 +7,7 @@ from collections.abc import Mapping
 _TOKEN = r"[A-Za-z_][A-Za-z0-9_]*"
 _NODE_NAME = re.compile(rf"^{_TOKEN}$")
 _ABSOLUTE = re.compile(rf"^(/{_TOKEN})+$")
-_TOPIC = re.compile(rf"^(~|~/|/)?{_TOKEN}(/{_TOKEN})*$")
+_TOPIC = re.compile(rf"^(~|(~/|/)?{_TOKEN}(/{_TOKEN})*)$")
 
 
 class InvalidNameError(ValueError):
