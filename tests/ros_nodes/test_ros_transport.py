@@ -139,7 +139,7 @@ def test_wall_timer_rate_and_cancel() -> None:
     ticks: list[float] = []
     timer = node.create_timer(0.02, lambda: ticks.append(time.monotonic()))
     node.spin(timeout_s=0.5)
-    assert 22 <= len(ticks) <= 25
+    assert 20 <= len(ticks) <= 25
     assert abs(np.mean(np.diff(ticks)) - 0.02) < 0.002
     timer.cancel()
     node.spin(timeout_s=0.1)

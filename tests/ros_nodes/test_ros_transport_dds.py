@@ -50,7 +50,7 @@ def test_two_processes_reliable_200_at_100hz_none_lost(domain_id: int) -> None:
         if process.is_alive():
             process.kill()
     assert outcome[:2] == ("sent", 200), outcome
-    assert 1.9 < outcome[2] < 2.5  # 200 messages at 100 Hz take about 2 s
+    assert 1.9 < outcome[2] < 4.0  # 200 messages at 100 Hz take 2 s, more on a loaded machine
     assert process.exitcode == 0
     assert len(received) == 200
     assert [round(m.position[0]) for m in received] == list(range(200))
