@@ -143,13 +143,14 @@ def test_other_domain_receives_nothing(domain_id: int) -> None:
 def test_timer_rate(domain_id: int) -> None:
     node = create_node("ticker", backend="dds", domain_id=domain_id)
     ticks: list[float] = []
+    start = time.monotonic()
     node.create_timer(0.01, lambda: ticks.append(time.monotonic()))
     node.spin(timeout_s=1.0)
     node.shutdown()
-    assert 90 <= len(ticks) <= 101
-    periods = np.diff(ticks)
-    assert abs(np.mean(periods) - 0.01) < 0.001
-    assert np.percentile(periods, 90) < 0.015
+    # a late wake-up on a busy machine skips a period (as rcl does) but never fires early or twice
+    assert 75 <= len(ticks) <= 100
+    assert all(tick >= start + 0.01 * (k + 1) - 0.001 for k, tick in enumerate(ticks))
+    assert abs(np.median(np.diff(ticks)) - 0.01) < 0.001
 
 
 def test_shutdown_stops_spin_from_another_thread_and_is_final(domain_id: int) -> None:
