@@ -114,7 +114,7 @@ def _primitive_array(value: Any, spec: FieldSpec) -> np.ndarray:
         array = np.asarray(value)
         if array.ndim != 1 and not (dtype.itemsize == 1 and spec.element != "bool"):
             raise _Failure(f"expected a 1-D array, got shape {array.shape}")
-        array = array.reshape(-1).astype(dtype, copy=False)
+        array = array.reshape(-1).astype(dtype, copy=False, casting="same_kind")
     if spec.length is not None and array.size != spec.length:
         raise _Failure(f"expected exactly {spec.length} elements, got {array.size}")
     return array

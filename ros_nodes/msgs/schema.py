@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -147,14 +147,6 @@ def ros_message(ros_type: str) -> Callable[[type[MessageT]], type[MessageT]]:
         return data_cls
 
     return wrap
-
-
-class MessageClass:
-    """What every @ros_message class provides (for type hints)."""
-
-    ROS_TYPE: ClassVar[str]
-    DDS_TYPE: ClassVar[str]
-    FIELDS: ClassVar[tuple[FieldSpec, ...]]
 
 
 def message_class(ros_type: str) -> type:
