@@ -114,7 +114,14 @@ def _primitive_array(value: Any, spec: FieldSpec) -> np.ndarray:
         array = np.asarray(value)
         if array.ndim != 1 and not (dtype.itemsize == 1 and spec.element != "bool"):
             raise _Failure(f"expected a 1-D array, got shape {array.shape}")
-        array = array.reshape(-1).astype(dtype, copy=False, casting="same_kind")
+        array = array.reshape(-1)
+        if array.dtype.kind in "iu" and dtype.kind in "iu":
+            limits = np.iinfo(dtype)
+            if array.size and (array.min() < limits.min or array.max() > limits.max):
+                raise _Failure(f"values outside the {spec.element} range [{limits.min}, {limits.max}]")
+        elif not np.can_cast(array.dtype, dtype, "same_kind"):
+            raise _Failure(f"cannot store {array.dtype} values in a {spec.element} array without loss")
+        array = array.astype(dtype, copy=False)
     if spec.length is not None and array.size != spec.length:
         raise _Failure(f"expected exactly {spec.length} elements, got {array.size}")
     return array

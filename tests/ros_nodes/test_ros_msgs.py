@@ -149,7 +149,8 @@ def test_random_garbage_never_crashes_otherwise() -> None:
         (msgs.Time(sec=2**40), r"Time: cannot serialize field 'sec'"),
         (msgs.JointState(position=np.zeros((2, 2))), r"field 'position': expected a 1-D array, got shape \(2, 2\)"),
         (msgs.PoseStamped(pose=msgs.Point()), r"field 'pose': expected geometry_msgs/msg/Pose, got Point"),
-        (msgs.Image(data=np.array([1.5])), r"Image: cannot serialize field 'data': Cannot cast array data"),
+        (msgs.Image(data=np.array([1.5])), r"field 'data': cannot store float64 values in a uint8 array"),
+        (msgs.Image(data=[0, 256]), r"field 'data': values outside the uint8 range \[0, 255\]"),
     ],
 )
 def test_bad_messages_raise_naming_the_field(message: object, pattern: str) -> None:
