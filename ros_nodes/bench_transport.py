@@ -1,0 +1,121 @@
+"""`inhand bench transport`: DDS round trip of a 24-joint JointState between two processes, printed as JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import random
+import time
+from typing import Any
+
+import numpy as np
+
+from ros_nodes import msgs
+from ros_nodes.transport import create_node
+
+PING_TOPIC = "/bench/ping"
+PONG_TOPIC = "/bench/pong"
+
+
+def _echo(domain_id: int, stop: Any) -> None:
+    """The far process: decode each ping and publish it back as a pong, until `stop` is set."""
+    node = create_node("bench_echo", backend="dds", domain_id=domain_id)
+    pong = node.create_publisher(msgs.JointState, PONG_TOPIC)
+    node.create_subscription(msgs.JointState, PING_TOPIC, pong.publish)
+    while not stop.is_set():
+        node.spin_once(0.05)
+    node.shutdown()
+
+
+def _ping(index: int, joints: int) -> msgs.JointState:
+    """Ping number `index`: its index rides in header.stamp; 24 joints as the Shadow Hand has."""
+    return msgs.JointState(
+        header=msgs.Header(stamp=msgs.Time(sec=0, nanosec=index), frame_id="bench"),
+        name=[f"rh_joint_{j}" for j in range(joints)],
+        position=np.linspace(-1.0, 1.0, joints),
+        velocity=np.zeros(joints),
+        effort=np.zeros(joints),
+    )
+
+
+def run(count: int, rate_hz: float, joints: int, domain_id: int) -> dict[str, Any]:
+    """Send `count` pings at rate_hz after a warm-up, return round-trip percentiles (ms) and the lost count."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    echo = context.Process(target=_echo, args=(domain_id, stop), daemon=True)
+    echo.start()
+    node = create_node("bench_ping", backend="dds", domain_id=domain_id)
+    sent_at: dict[int, float] = {}
+    round_trips: dict[int, float] = {}
+
+    def on_pong(message: msgs.JointState) -> None:
+        index = message.header.stamp.nanosec
+        if index in sent_at and index not in round_trips:
+            round_trips[index] = time.perf_counter() - sent_at[index]
+
+    node.create_subscription(msgs.JointState, PONG_TOPIC, on_pong)
+    ping = node.create_publisher(msgs.JointState, PING_TOPIC)
+    try:
+        warm_up = count  # indices >= count are warm-up pings, until the echo path works both ways
+        deadline = time.monotonic() + 20.0
+        while not round_trips:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the echo process never answered within 20 s (DDS discovery failed?)")
+            sent_at[warm_up] = time.perf_counter()
+            ping.publish(_ping(warm_up, joints))
+            node.spin_once(0.05)
+            warm_up += 1
+        round_trips.clear()
+        messages = [_ping(index, joints) for index in range(count)]
+        payload_bytes = len(msgs.serialize(messages[0]))
+        start = time.perf_counter()
+        for index, message in enumerate(messages):
+            while (wait := start + index / rate_hz - time.perf_counter()) > 0:
+                node.spin_once(wait)
+            sent_at[index] = time.perf_counter()
+            ping.publish(message)
+        duration_s = time.perf_counter() - start
+        node.spin_until(lambda: sum(i < count for i in round_trips) >= count, timeout_s=2.0)
+    finally:
+        node.shutdown()
+        stop.set()
+        echo.join(timeout=5.0)
+        if echo.is_alive():
+            echo.kill()
+    measured = np.array([round_trips[i] for i in range(count) if i in round_trips]) * 1e3
+    return {
+        "benchmark": "transport_dds_round_trip",
+        "messages": count,
+        "rate_hz": rate_hz,
+        "achieved_rate_hz": round(count / duration_s, 2),
+        "joints": joints,
+        "payload_bytes": payload_bytes,
+        "qos": "KEEP_LAST 10, RELIABLE, VOLATILE",
+        "received": int(measured.size),
+        "lost": count - int(measured.size),
+        "round_trip_ms": {
+            name: round(float(np.percentile(measured, q)), 3) if measured.size else None
+            for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))
+        },
+        "domain_id": domain_id,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the ping-pong and print one JSON object."""
+    parser = argparse.ArgumentParser(prog="inhand bench transport", description=__doc__)
+    parser.add_argument("--count", type=int, default=1000, help="measured messages (default 1000)")
+    parser.add_argument("--rate", type=float, default=100.0, help="ping rate in Hz (default 100)")
+    parser.add_argument("--joints", type=int, default=24, help="joints per JointState (default 24)")
+    parser.add_argument("--domain-id", type=int, default=None,
+                        help="DDS domain (default: a random one in 100..199, so a running system is not disturbed)")
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.rate <= 0 or args.joints < 1:
+        parser.error("--count and --joints must be >= 1 and --rate > 0")
+    domain_id = random.randint(100, 199) if args.domain_id is None else args.domain_id
+    print(json.dumps(run(args.count, args.rate, args.joints, domain_id), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""One small node interface (publishers, subscriptions, timers, parameters, clock, spin) over three backends:
+"rclpy" (a ROS 2 installation), "dds" (Cyclone DDS speaking ROS 2's wire conventions) and "inproc" (tests)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ros_nodes.transport.names import InvalidNameError, parse_remapping, resolve_name
+from ros_nodes.transport.node import (
+    CLOCK_QOS,
+    DEFAULT_QOS,
+    SENSOR_QOS,
+    Node,
+    NodeClock,
+    Publisher,
+    QosProfile,
+    Subscription,
+    Timer,
+)
+
+BACKENDS = ("rclpy", "dds", "inproc")
+BACKEND_ENV = "INHAND_TRANSPORT"
+
+
+def rclpy_available() -> bool:
+    """True when rclpy can be imported (a sourced ROS 2 installation)."""
+    return importlib.util.find_spec("rclpy") is not None
+
+
+def default_backend() -> str:
+    """$INHAND_TRANSPORT if set, else rclpy where it imports, else dds."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip() or ("rclpy" if rclpy_available() else "dds")
+    if chosen not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV}={chosen!r}: expected one of {BACKENDS}")
+    return chosen
+
+
+def create_node(
+    name: str,
+    namespace: str = "/",
+    *,
+    backend: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    remappings: Mapping[str, str] | None = None,
+    domain_id: int | None = None,
+    dds_config: str | None = None,
+) -> Node:
+    """A node on `backend` (default: default_backend()); domain_id defaults to $ROS_DOMAIN_ID."""
+    backend = backend or default_backend()
+    if backend == "inproc":
+        from ros_nodes.transport.inproc import InprocNode
+
+        return InprocNode(name, namespace, parameters, remappings, domain_id=domain_id or 0)
+    if backend == "dds":
+        from ros_nodes.transport.dds import DdsNode
+
+        return DdsNode(name, namespace, parameters, remappings, domain_id=domain_id, config=dds_config)
+    if backend == "rclpy":
+        if not rclpy_available():
+            raise RuntimeError("backend 'rclpy' needs a ROS 2 installation (source its setup.bash); try 'dds'")
+        from ros_nodes.transport.rclpy_backend import RclpyNode
+
+        return RclpyNode(name, namespace, parameters, remappings)
+    raise ValueError(f"unknown transport backend {backend!r}; expected one of {BACKENDS}")
+
+
+__all__ = [
+    "BACKENDS", "CLOCK_QOS", "DEFAULT_QOS", "SENSOR_QOS", "InvalidNameError", "Node", "NodeClock", "Publisher",
+    "QosProfile", "Subscription", "Timer", "create_node", "default_backend", "parse_remapping", "rclpy_available",
+    "resolve_name",
+]

@@ -1,0 +1,267 @@
+"""Cyclone DDS backend that speaks ROS 2's wire conventions, so ROS 2 nodes (rmw_cyclonedds, rmw_fastrtps) see it.
+
+Topic /a/b is DDS topic "rt/a/b" of type "pkg::msg::dds_::T_", keyless, XCDR1; the sample bytes are exactly our
+CDR encoding (the same bytes rosbag2 records). Participants carry USER_DATA "enclave=/;" like rmw's. Unless
+configured otherwise, Cyclone runs on loopback only: interface lo, no multicast, unicast discovery to 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cyclonedds.core import GuardCondition, InstanceState, Policy, Qos, ReadCondition, SampleState, ViewState, WaitSet
+from cyclonedds.domain import Domain, DomainParticipant
+from cyclonedds.idl import IdlStruct, make_idl_struct
+from cyclonedds.idl import types as idl
+from cyclonedds.pub import DataWriter
+from cyclonedds.sub import DataReader
+from cyclonedds.topic import Topic
+from cyclonedds.util import duration
+
+from ros_nodes.msgs.schema import FieldSpec
+from ros_nodes.transport.names import dds_topic_name
+from ros_nodes.transport.node import LoopNode, QosProfile, Subscription
+
+CONFIG_ENV = "INHAND_DDS_CONFIG"
+MAX_PARTICIPANTS_PER_HOST = 32  # participant indices Cyclone probes on 127.0.0.1 during unicast discovery
+
+LOOPBACK_CONFIG = f"""<?xml version="1.0" encoding="UTF-8"?>
+<CycloneDDS xmlns="https://cdds.io/config">
+  <Domain Id="any">
+    <General>
+      <Interfaces><NetworkInterface name="lo"/></Interfaces>
+      <AllowMulticast>false</AllowMulticast>
+    </General>
+    <Discovery>
+      <ParticipantIndex>auto</ParticipantIndex>
+      <MaxAutoParticipantIndex>{MAX_PARTICIPANTS_PER_HOST}</MaxAutoParticipantIndex>
+      <Peers><Peer address="127.0.0.1"/></Peers>
+    </Discovery>
+  </Domain>
+</CycloneDDS>
+"""
+
+_PRIMITIVE_IDL: dict[str, Any] = {
+    "bool": bool, "byte": idl.byte, "char": idl.uint8, "int8": idl.int8, "uint8": idl.uint8, "int16": idl.int16,
+    "uint16": idl.uint16, "int32": idl.int32, "uint32": idl.uint32, "int64": idl.int64, "uint64": idl.uint64,
+    "float32": idl.float32, "float64": idl.float64, "string": str,
+}
+
+
+def domain_id_from_env() -> int:
+    """ROS_DOMAIN_ID (0 when unset), checked against the range ROS 2 allows."""
+    text = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    if not text:
+        return 0
+    if not text.isdigit() or not 0 <= int(text) <= 232:
+        raise ValueError(f"ROS_DOMAIN_ID={text!r}: expected an integer in 0..232")
+    return int(text)
+
+
+def dds_config(explicit: str | None = None) -> str | None:
+    """The Cyclone config: `explicit`, else $INHAND_DDS_CONFIG (XML or file; empty = Cyclone's own
+    defaults and $CYCLONEDDS_URI), else loopback only. None means "let Cyclone decide"."""
+    value = explicit if explicit is not None else os.environ.get(CONFIG_ENV, LOOPBACK_CONFIG)
+    if not value.strip():
+        return None
+    if value.lstrip().startswith("<"):
+        return value
+    path = Path(value.removeprefix("file://"))
+    if not path.is_file():
+        raise FileNotFoundError(f"DDS config {value!r} (from {CONFIG_ENV} or config=) is neither XML nor a file")
+    return path.read_text(encoding="utf-8")
+
+
+_DOMAINS: dict[int, tuple[Domain | None, str | None]] = {}
+_DOMAINS_LOCK = threading.Lock()
+
+
+def _ensure_domain(domain_id: int, config: str | None) -> None:
+    """Create the process's Domain with its config once; a second, different config in one process is an error."""
+    with _DOMAINS_LOCK:
+        if domain_id in _DOMAINS:
+            if _DOMAINS[domain_id][1] != config:
+                raise RuntimeError(
+                    f"DDS domain {domain_id} is already configured differently in this process; "
+                    "Cyclone takes one configuration per domain and process"
+                )
+            return
+        _DOMAINS[domain_id] = (Domain(domain_id, config) if config is not None else None, config)
+
+
+def _idl_field(spec: FieldSpec) -> Any:
+    element = idl_struct(spec.element) if spec.is_message else _PRIMITIVE_IDL[spec.element]  # type: ignore[index]
+    if spec.is_sequence:
+        return idl.sequence[element]
+    if spec.length is not None:
+        return idl.array[element, spec.length]
+    return element
+
+
+_IDL_STRUCTS: dict[type, type[IdlStruct]] = {}
+_TOPIC_TYPES: dict[type, type[IdlStruct]] = {}
+
+
+def idl_struct(msg_type: type) -> type[IdlStruct]:
+    """The Cyclone IDL struct of a message: same name, fields and layout as the type rosidl generates."""
+    if msg_type not in _IDL_STRUCTS:
+        fields = {spec.name: _idl_field(spec) for spec in msg_type.FIELDS}
+        _IDL_STRUCTS[msg_type] = make_idl_struct(msg_type.DDS_TYPE.split("::")[-1], msg_type.DDS_TYPE, fields)
+    return _IDL_STRUCTS[msg_type]
+
+
+class _RawSample:
+    """What a reader of a topic type returns: the sample's CDR bytes (with header) and Cyclone's sample info."""
+
+    __slots__ = ("data", "sample_info")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _send_raw(sample: Any, buffer: Any = None, endianness: Any = None, use_version_2: Any = None) -> bytes:
+    return sample._cdr
+
+
+def _receive_raw(cls: type, data: bytes, has_header: bool = True, use_version_2: Any = None) -> _RawSample:
+    return _RawSample(data)
+
+
+def topic_type(msg_type: type) -> type[IdlStruct]:
+    """The IDL struct a topic is created with: its type information is the real one (for type matching), but its
+    samples carry our CDR bytes untouched in both directions."""
+    if msg_type not in _TOPIC_TYPES:
+        fields = {spec.name: _idl_field(spec) for spec in msg_type.FIELDS}
+        cls = make_idl_struct(msg_type.DDS_TYPE.split("::")[-1], msg_type.DDS_TYPE, fields)
+        # Cyclone's type builder walks base classes, so the raw hooks are attached, not inherited.
+        cls.serialize = _send_raw  # type: ignore[method-assign]
+        cls.deserialize = classmethod(_receive_raw)  # type: ignore[method-assign, assignment]
+        _TOPIC_TYPES[msg_type] = cls
+    return _TOPIC_TYPES[msg_type]
+
+
+def raw_sample(msg_type: type, data: bytes) -> Any:
+    """A sample of topic_type(msg_type) that writes `data` as it is."""
+    cls = topic_type(msg_type)
+    sample = cls.__new__(cls)
+    sample._cdr = data
+    return sample
+
+
+def dds_qos(qos: QosProfile) -> Qos:
+    """Our QoS -> Cyclone QoS as rmw sets it: KEEP_LAST(depth), reliability, VOLATILE, XCDR1 data."""
+    reliability = (
+        Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100))
+        if qos.reliable
+        else Policy.Reliability.BestEffort
+    )
+    return Qos(
+        reliability,
+        Policy.History.KeepLast(qos.depth),
+        Policy.Durability.Volatile,
+        Policy.DataRepresentation(use_cdrv0_representation=True),
+    )
+
+
+_ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
+_TAKE_BATCH = 64
+
+
+def _delete(entity: Any) -> None:
+    # The Python binding has no close(): deleting is what its finalizer does, and it is idempotent.
+    entity.__del__()
+
+
+class DdsNode(LoopNode):
+    """A node with its own DDS participant in domain ROS_DOMAIN_ID (or domain_id)."""
+
+    backend = "dds"
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str = "/",
+        parameters: Mapping[str, Any] | None = None,
+        remappings: Mapping[str, str] | None = None,
+        domain_id: int | None = None,
+        config: str | None = None,
+    ) -> None:
+        self.domain_id = domain_id_from_env() if domain_id is None else domain_id
+        if not 0 <= self.domain_id <= 232:
+            raise ValueError(f"DDS domain id must be in 0..232, got {self.domain_id}")
+        _ensure_domain(self.domain_id, dds_config(config))
+        self._participant = DomainParticipant(self.domain_id, qos=Qos(Policy.Userdata(b"enclave=/;")))
+        self._topics: dict[str, Topic] = {}
+        self._writers: list[DataWriter] = []
+        self._readers: list[tuple[Subscription, DataReader, ReadCondition]] = []
+        self._waitset = WaitSet(self._participant)
+        self._guard = GuardCondition(self._participant)
+        self._waitset.attach(self._guard)
+        super().__init__(name, namespace, parameters, remappings)
+        self._start_clock()
+
+    def _topic(self, msg_type: type, topic: str) -> Topic:
+        name = dds_topic_name(topic)
+        existing = self._topics.get(name)
+        if existing is not None:
+            if existing.data_type is not topic_type(msg_type):
+                raise TypeError(
+                    f"topic {topic} is used with {existing.data_type.__idl_typename__} in this node; "
+                    f"cannot add an endpoint of {msg_type.DDS_TYPE}"
+                )
+            return existing
+        self._topics[name] = Topic(self._participant, name, topic_type(msg_type))
+        return self._topics[name]
+
+    def _open_writer(
+        self, msg_type: type, topic: str, qos: QosProfile
+    ) -> tuple[Callable[[bytes], None], Callable[[], int]]:
+        writer = DataWriter(self._participant, self._topic(msg_type, topic), qos=dds_qos(qos))
+        self._writers.append(writer)
+
+        def send(data: bytes) -> None:
+            if not self.is_shutdown:
+                writer.write(raw_sample(msg_type, data))
+
+        def count() -> int:
+            return 0 if self.is_shutdown else writer.get_publication_matched_status().current_count
+
+        return send, count
+
+    def _open_reader(self, subscription: Subscription) -> None:
+        topic = self._topic(subscription.msg_type, subscription.topic)
+        reader = DataReader(self._participant, topic, qos=dds_qos(subscription.qos))
+        condition = ReadCondition(reader, _ANY_STATE)
+        self._waitset.attach(condition)
+        self._readers.append((subscription, reader, condition))
+
+    def _wait_for_data(self, timeout_s: float) -> list[tuple[Subscription, bytes]]:
+        ready = self._take_all()
+        if ready:
+            return ready
+        self._waitset.wait(max(0, int(timeout_s * 1e9)))
+        self._guard.set(False)
+        return self._take_all()
+
+    def _take_all(self) -> list[tuple[Subscription, bytes]]:
+        ready = []
+        for subscription, reader, _ in self._readers:
+            for sample in reader.take(_TAKE_BATCH):
+                if sample.sample_info.valid_data:
+                    ready.append((subscription, sample.data))
+        return ready
+
+    def _wake(self) -> None:
+        self._guard.set(True)
+
+    def _close(self) -> None:
+        for entity in [c for _, _, c in self._readers] + [r for _, r, _ in self._readers] + self._writers:
+            _delete(entity)
+        for entity in [*self._topics.values(), self._guard, self._waitset, self._participant]:
+            _delete(entity)
+        self._readers.clear()
+        self._writers.clear()
+        self._topics.clear()
