@@ -45,9 +45,13 @@ setup(
         "opencv-python-headless>=4.9",
         "matplotlib>=3.8",
         "tensorboard>=2.16",
+        "cyclonedds>=11.0,<12",
+        # the bag writer flushes MCAP chunks through rosbags 0.11 internals so a killed recorder loses little
+        "rosbags>=0.11,<0.12",
+        "mcap>=1.1",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "mcap-ros2-support>=0.5"],
     },
     entry_points={
         "console_scripts": [

@@ -7,6 +7,7 @@ import sys
 # benchmark -> module whose main(argv) prints the JSON
 BENCHMARKS: dict[str, str] = {
     "sim": "sim.bench",
+    "transport": "ros_nodes.bench_transport",
 }
 
 
