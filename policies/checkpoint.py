@@ -49,11 +49,14 @@ def _feed(hasher: Any, value: Any) -> None:
         hasher.update(repr((type(value).__name__, value)).encode())
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call write(temp_path) on a temp file beside `path`, fsync it, then rename it over `path`."""
+def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".tmp") -> Path:
+    """Call write(temp_path) on a temp file beside `path`, fsync it, then rename it over `path`.
+
+    `suffix` ends the temp name, for writers that pick a format from the extension.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(handle)
     temp = Path(temp_name)
     try:

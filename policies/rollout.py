@@ -45,6 +45,9 @@ class RolloutWorker:
         observations = self.observations
         while not storage.full:
             actions = self.ppo.act(self._tensor(observations["policy"]), self._tensor(observations["critic"]))
+            if self.ppo.actor.spec.action_type == "continuous":
+                # the sample itself is stored for its log-probability; the env gets it clipped to the Box
+                actions = actions.clamp(-1.0, 1.0)
             observations, rewards, terminated, truncated, info = self.env.step(actions.cpu().numpy())
             check_step(self.num_envs, observations, rewards, terminated, truncated, info, self.sizes)
             self.ppo.process_step(self._tensor(rewards), self._tensor(terminated, torch.bool),

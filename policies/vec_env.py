@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from policies.config import EnvSection
+from sim.config_loading import ConfigError
 
 # info keys filled in the rows where info["episode_done"] is true
 EPISODE_KEYS = ("episode_return", "episode_length", "episode_successes", "dropped", "timed_out")
@@ -36,7 +37,7 @@ def make_env(section: EnvSection, num_envs: int, seed: int) -> VecEnv:
     try:
         factory = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as error:
-        raise ValueError(f"env.factory {section.factory!r} cannot be loaded: {error}") from error
+        raise ConfigError(f"env.factory {section.factory!r} cannot be loaded: {error}") from error
     env = factory(section, num_envs, seed)
     if env.num_envs != num_envs:
         raise ValueError(f"env.factory {section.factory!r} made {env.num_envs} envs, {num_envs} were asked for")

@@ -1,12 +1,15 @@
 """Small VecEnvs implementing the policies VecEnv contract, for tests (and their env.factory functions)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium
 import numpy as np
 
-from policies.config import EnvSection
+from policies.config import EnvSection, TrainConfig, load_train_config
 
 MEMORY_DELAY = 4
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class MemoryVecEnv:
@@ -80,6 +83,13 @@ class MemoryVecEnv:
         truncated = done & (self.ending == "truncated")
         return self._observations(), rewards, terminated, truncated, info
 
+    def render(self, env_index: int = 0) -> np.ndarray:
+        """A (32, 48, 3) uint8 frame: green for cue +1, red for -1, brighter at the query step."""
+        frame = np.zeros((32, 48, 3), dtype=np.uint8)
+        level = 255 if self.steps[env_index] == self.delay else 120
+        frame[..., 1 if self.cues[env_index] > 0 else 0] = level
+        return frame
+
     def close(self) -> None:
         """Nothing to release."""
         self.closed = True
@@ -93,3 +103,12 @@ def make_memory_env(section: EnvSection, num_envs: int, seed: int) -> MemoryVecE
 def make_memory_env_continuous(section: EnvSection, num_envs: int, seed: int) -> MemoryVecEnv:
     """env.factory for the memory task with a Box action (positive = +1)."""
     return MemoryVecEnv(num_envs, seed=seed, continuous=True)
+
+
+def memory_config(**overrides: object) -> TrainConfig:
+    """A small TrainConfig on the memory task that learns in a few seconds; dotted-key overrides."""
+    values = {"env.factory": "tests.policies.memory_envs:make_memory_env", "env.num_envs": 32,
+              "model.dense_size": 32, "model.lstm_size": 32, "runner.rollout_steps": 20,
+              "runner.total_updates": 20, "runner.checkpoint_every": 10, "ppo.gamma": 0.9,
+              "ppo.num_minibatches": 2, "ppo.learning_rate": 3e-3, **overrides}
+    return load_train_config(REPO_ROOT / "config" / "train.yaml", values)
