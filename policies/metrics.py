@@ -69,14 +69,13 @@ class MetricsLog:
 
     def plot(self) -> Path:
         """Write curves.png (atomically) from all rows so far."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
         columns = 4
-        rows_of_panels = math.ceil(len(CURVES) / columns)
-        figure, axes = plt.subplots(rows_of_panels, columns, figsize=(4 * columns, 3 * rows_of_panels))
+        figure = Figure(figsize=(4 * columns, 3 * math.ceil(len(CURVES) / columns)))
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(math.ceil(len(CURVES) / columns), columns, squeeze=False)
         for axis, (key, title) in zip(axes.flat, CURVES):
             points = [(row["env_steps"], row[key]) for row in self.rows if row.get(key) is not None]
             if points:
@@ -85,11 +84,9 @@ class MetricsLog:
             axis.set_xlabel("env steps", fontsize=8)
             axis.tick_params(labelsize=7)
             axis.grid(alpha=0.3)
-        figure.tight_layout()
+        figure.subplots_adjust(left=0.05, right=0.98, bottom=0.1, top=0.93, hspace=0.45, wspace=0.3)
         path = self.run_dir / "curves.png"
-        atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=80))
-        plt.close(figure)
-        return path
+        return atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=80))
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer."""

@@ -29,6 +29,8 @@ from policies.vec_env import EPISODE_KEYS, make_env
 from sim.config_loading import to_mapping
 
 CHECKPOINT_GLOB = "update_*.pt"
+# drawing the PNG takes about a second on a busy CPU, so checkpoints redraw it at most this often
+PLOT_INTERVAL_S = 30.0
 
 
 class Backend(Protocol):
@@ -145,6 +147,7 @@ class Runner:
         checkpoint.atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
         self.metrics = MetricsLog(self.run_dir, resume_update=self.counters["update"])
         self.stop_requested = False
+        self.last_plot = -float("inf")
 
     @property
     def samples_per_update(self) -> int:
@@ -174,6 +177,7 @@ class Runner:
                 if update % self.config.runner.checkpoint_every == 0 or update == total or self.stop_requested:
                     self.save_checkpoint()
                     segment_open = False
+            self.plot()
         finally:
             restore_signals()
             bar.close()
@@ -226,13 +230,19 @@ class Runner:
                         "env_seeds": self.seed_stream.bit_generator.state}}
 
     def save_checkpoint(self) -> Path:
-        """Write checkpoints/update_<N>.pt atomically, drop the oldest beyond keep_checkpoints, redraw the PNG."""
+        """Write checkpoints/update_<N>.pt atomically, drop the oldest beyond keep_checkpoints, maybe redraw."""
         path = self.run_dir / "checkpoints" / f"update_{self.counters['update']:08d}.pt"
         checkpoint.save(path, "training", self.state())
         for old in checkpoint_paths(self.run_dir)[:-self.config.runner.keep_checkpoints]:
             old.unlink()
-        self.metrics.plot()
+        if time.monotonic() - self.last_plot > PLOT_INTERVAL_S:
+            self.plot()
         return path
+
+    def plot(self) -> None:
+        """Redraw curves.png."""
+        self.metrics.plot()
+        self.last_plot = time.monotonic()
 
     def _restore(self, content: dict[str, Any]) -> None:
         saved_spec = EnvSpec(**content["spec"])

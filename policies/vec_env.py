@@ -1,4 +1,7 @@
-"""The only contract with sim: a VecEnv protocol, and building one from the config's "module:function" factory."""
+"""The only contract with sim: a VecEnv protocol, and building one from the config's "module:function" factory.
+
+`inhand eval --video` also needs render(env_index) -> (H, W, 3) uint8 on the VecEnv; training never renders.
+"""
 from __future__ import annotations
 
 import importlib
