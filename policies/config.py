@@ -63,7 +63,7 @@ class RunnerConfig:
     """The training loop: rollout length, run length, checkpoints, logging."""
 
     rollout_steps: int = field(default=80, metadata=bound(1, 1_000_000))
-    total_updates: int = field(default=1000, metadata=bound(1, 1_000_000_000))
+    total_updates: int = field(default=2000, metadata=bound(1, 1_000_000_000))
     # a checkpoint every this many updates; envs restart from the seed stream there, so resume is exact
     checkpoint_every: int = field(default=25, metadata=bound(1, 1_000_000_000))
     keep_checkpoints: int = field(default=3, metadata=bound(1, 1_000_000))
