@@ -1,0 +1,1 @@
+"""LSTM PPO with an asymmetric actor-critic (Dactyl appendix D): models, storage, PPO, runner, backends."""

@@ -1,0 +1,133 @@
+"""`inhand train`, `inhand eval`, `inhand export`: each takes its argv list and returns an exit code."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from policies.checkpoint import CheckpointError
+from sim.config_loading import ConfigError
+
+DEFAULT_CONFIG = "config/train.yaml"
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """["runner.total_updates=10", ...] -> {"runner.total_updates": 10}; values read as YAML scalars."""
+    overrides = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. runner.total_updates=100")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def train(argv: list[str]) -> int:
+    """Train (or resume) an LSTM PPO policy; prints a JSON summary at the end."""
+    parser = argparse.ArgumentParser(prog="inhand train", description=train.__doc__)
+    parser.add_argument("--config", help=f"train YAML (default {DEFAULT_CONFIG}; on --resume: the run's own)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: runner.runs_dir/train-<time>)")
+    parser.add_argument("--address", help="Ray cluster to join (ray backend; default: ray.address, else local)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set runner.total_updates=100 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    from policies import checkpoint
+    from policies.config import load_train_config
+    from policies.runner import LocalBackend, Runner, latest_checkpoint, resume_config
+
+    try:
+        overrides = parse_overrides(args.overrides)
+        resume_from = None
+        if args.resume:
+            if args.run_dir and Path(args.run_dir).resolve() != Path(args.resume).resolve():
+                raise ConfigError("--run-dir and --resume name different folders; a resumed run stays in its folder")
+            path = latest_checkpoint(args.resume)
+            resume_from = checkpoint.load(path, kinds=("training",))
+            requested = load_train_config(args.config) if args.config else None
+            config = resume_config(resume_from["config"], requested, overrides, str(path))
+            run_dir = Path(args.resume)
+        else:
+            config = load_train_config(args.config or DEFAULT_CONFIG, overrides)
+            run_dir = Path(args.run_dir or Path(config.runner.runs_dir) / time.strftime("train-%Y%m%d-%H%M%S"))
+            if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
+                raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                                  f"or choose another --run-dir")
+        if args.backend == "ray":
+            from policies.ray_backend import RayBackend
+
+            backend = RayBackend(config, address=args.address)
+        else:
+            backend = LocalBackend(config)
+        try:
+            runner = Runner(config, backend, run_dir, resume_from=resume_from, progress=not args.no_progress)
+            summary = runner.train()
+        finally:
+            backend.close()
+    except (ConfigError, CheckpointError) as error:
+        print(f"inhand train: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+def eval(argv: list[str]) -> int:
+    """Evaluate a checkpoint; prints JSON: consecutive successes (mean, median, p90), drop and time-out rates."""
+    parser = argparse.ArgumentParser(prog="inhand eval", description=eval.__doc__)
+    parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--goal-mode", choices=("z", "xyz"), help="override the goal mode the policy trained with")
+    parser.add_argument("--video", metavar="OUT.mp4", help="record env 0's first episode")
+    parser.add_argument("--num-envs", type=int, default=8, help="envs stepped together (at most --episodes)")
+    parser.add_argument("--seed", type=int, default=12345, help="env seed (keep it apart from training seeds)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely")
+    args = parser.parse_args(argv)
+    from policies.evaluate import evaluate
+    from policies.inference import InferencePolicy
+    from policies.vec_env import make_env
+
+    try:
+        if args.episodes < 1 or args.num_envs < 1:
+            raise ConfigError(f"--episodes ({args.episodes}) and --num-envs ({args.num_envs}) must be >= 1")
+        policy = InferencePolicy.load(args.checkpoint)
+        section = policy.config.env
+        if args.goal_mode:
+            section = dataclasses.replace(section, goal_mode=args.goal_mode)
+        env = make_env(section, min(args.num_envs, args.episodes), args.seed)
+        try:
+            summary = evaluate(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
+                               video=args.video)
+        finally:
+            env.close()
+    except (ConfigError, CheckpointError) as error:
+        print(f"inhand eval: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode, **summary}))
+    return 0
+
+
+def export(argv: list[str]) -> int:
+    """Export a checkpoint for deployment: inference-only policy.pt and stateful policy.onnx; prints JSON."""
+    parser = argparse.ArgumentParser(prog="inhand export", description=export.__doc__)
+    parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
+    parser.add_argument("--out-dir", required=True, help="folder for policy.pt and policy.onnx")
+    args = parser.parse_args(argv)
+    from policies.inference import InferencePolicy, export_inference, export_onnx
+
+    try:
+        policy = InferencePolicy.load(args.checkpoint)
+    except CheckpointError as error:
+        print(f"inhand export: {error}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out_dir)
+    paths = [export_inference(policy, out_dir / "policy.pt"), export_onnx(policy, out_dir / "policy.onnx")]
+    print(json.dumps({str(path): path.stat().st_size for path in paths}))
+    return 0

@@ -1,0 +1,85 @@
+"""Evaluate a policy on a VecEnv: a fixed episode quota per env (so short episodes are not over-counted)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.checkpoint import atomic_write
+from policies.inference import InferencePolicy
+from policies.vec_env import VecEnv, check_step
+
+# video frame rate: the control rate (80 ms per step), so the video plays in real time
+VIDEO_FPS = 12.5
+
+
+def episode_quotas(episodes: int, num_envs: int) -> np.ndarray:
+    """Episodes each env contributes (N,): as even as possible, summing to `episodes`."""
+    quotas = np.full(num_envs, episodes // num_envs)
+    quotas[: episodes % num_envs] += 1
+    return quotas
+
+
+def summarize(successes: np.ndarray, dropped: np.ndarray, timed_out: np.ndarray,
+              lengths: np.ndarray) -> dict[str, Any]:
+    """Mean / median / p90 of consecutive successes per episode, drop and time-out rates."""
+    return {"episodes": int(successes.size),
+            "consecutive_successes": {"mean": float(np.mean(successes)), "median": float(np.median(successes)),
+                                      "p90": float(np.percentile(successes, 90))},
+            "drop_rate": float(np.mean(dropped)), "timeout_rate": float(np.mean(timed_out)),
+            "episode_length_mean": float(np.mean(lengths))}
+
+
+def evaluate(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0, deterministic: bool = True,
+             video: str | Path | None = None) -> dict[str, Any]:
+    """Run until every env finished its quota; the summary, and env 0's first episode as an MP4 if asked."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if video is not None and not callable(getattr(env, "render", None)):
+        raise ValueError(f"--video needs a VecEnv with render(env_index) -> (H, W, 3) uint8; "
+                         f"{type(env).__name__} has none")
+    num_envs = env.num_envs
+    quotas = episode_quotas(episodes, num_envs)
+    counts = np.zeros(num_envs, dtype=np.int64)
+    records: dict[str, list[float]] = {"successes": [], "dropped": [], "timed_out": [], "lengths": []}
+    frames: list[np.ndarray] = []
+    observations = env.reset(seed=seed)
+    policy.reset(num_envs)
+    while np.any(counts < quotas):
+        if video is not None and counts[0] == 0:
+            frames.append(np.asarray(env.render(0)))
+        actions = policy.act(observations["policy"], deterministic=deterministic)
+        observations, rewards, terminated, truncated, info = env.step(actions)
+        check_step(num_envs, observations, rewards, terminated, truncated, info, env.observation_sizes)
+        policy.reset_envs(np.asarray(terminated) | np.asarray(truncated))
+        for index in np.flatnonzero(np.asarray(info["episode_done"])):
+            if counts[index] < quotas[index]:
+                records["successes"].append(float(info["episode_successes"][index]))
+                records["dropped"].append(float(info["dropped"][index]))
+                records["timed_out"].append(float(info["timed_out"][index]))
+                records["lengths"].append(float(info["episode_length"][index]))
+            counts[index] += 1
+    summary = summarize(*(np.array(records[key]) for key in ("successes", "dropped", "timed_out", "lengths")))
+    if video is not None:
+        summary["video"] = str(write_video(video, frames))
+    return summary
+
+
+def write_video(path: str | Path, frames: list[np.ndarray]) -> Path:
+    """RGB frames (H, W, 3) uint8 -> MP4 at the control rate, written atomically."""
+    import cv2
+
+    if not frames:
+        raise ValueError("no frames to write")
+    height, width = frames[0].shape[:2]
+
+    def write(temp: Path) -> None:
+        writer = cv2.VideoWriter(str(temp), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, (width, height))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write an MP4 video to {temp}")
+        for frame in frames:
+            writer.write(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2BGR))
+        writer.release()
+
+    return atomic_write(path, write, suffix=".mp4")

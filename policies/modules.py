@@ -1,0 +1,175 @@
+"""Building blocks: running observation normalizer, recurrent cell with per-env reset, action heads."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+class RunningNormalizer(nn.Module):
+    """Running mean/std over a feature vector (Chan's parallel update, float64); its stats are saved with it."""
+
+    def __init__(self, size: int, clip: float | None = 5.0, epsilon: float = 1e-8) -> None:
+        super().__init__()
+        self.clip = clip
+        self.epsilon = epsilon
+        self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(size, dtype=torch.float64))
+        # a tiny prior count keeps the first update from dividing by zero
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, batch: torch.Tensor) -> None:
+        """Fold a (M, D) batch into the running statistics."""
+        batch = batch.reshape(-1, self.mean.shape[0]).to(torch.float64)
+        if batch.shape[0] == 0:
+            return
+        batch_mean = batch.mean(dim=0)
+        batch_var = batch.var(dim=0, unbiased=False)
+        batch_count = batch.shape[0]
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        self.mean += delta * batch_count / total
+        self.var.copy_((self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total)
+                       / total)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> standardized (..., D), clipped to [-clip, clip] when a clip is set."""
+        mean = self.mean.to(x.dtype)
+        std = torch.sqrt(self.var + self.epsilon).to(x.dtype)
+        normalized = (x - mean) / std
+        return normalized if self.clip is None else normalized.clamp(-self.clip, self.clip)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of forward without clipping: (..., D) standardized -> original units."""
+        return x * torch.sqrt(self.var + self.epsilon).to(x.dtype) + self.mean.to(x.dtype)
+
+
+class RecurrentCell(nn.Module):
+    """An LSTM cell that keeps the rollout state of N envs and zeroes only the finished ones on reset(dones)."""
+
+    def __init__(self, input_size: int, hidden_size: int, remember: bool = True) -> None:
+        super().__init__()
+        self.cell = nn.LSTMCell(input_size, hidden_size)
+        self.hidden_size = hidden_size
+        # False: the state is zeroed before every step, which makes the network feed-forward
+        self.remember = remember
+        self.state: LSTMState | None = None
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> LSTMState:
+        """Zero (h, c), each (B, H)."""
+        zeros = torch.zeros(batch_size, self.hidden_size, device=device)
+        return zeros, zeros.clone()
+
+    def forward(self, x: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
+        """One step: x (B, D), state (h, c) each (B, H) -> output (B, H), new state."""
+        if not self.remember:
+            state = (torch.zeros_like(state[0]), torch.zeros_like(state[1]))
+        hidden, cell = self.cell(x, state)
+        return hidden, (hidden, cell)
+
+    def unroll(self, x: torch.Tensor, state: LSTMState, dones: torch.Tensor) -> torch.Tensor:
+        """x (L, B, D) from `state`; dones (L, B) zero the state after each finished step -> outputs (L, B, H)."""
+        outputs = []
+        for step in range(x.shape[0]):
+            if step > 0:
+                keep = (~dones[step - 1]).unsqueeze(-1).to(x.dtype)
+                state = (state[0] * keep, state[1] * keep)
+            output, state = self(x[step], state)
+            outputs.append(output)
+        return torch.stack(outputs)
+
+    def start(self, num_envs: int, device: torch.device | str = "cpu") -> None:
+        """Begin a rollout of `num_envs` envs from zero state."""
+        self.state = self.initial_state(num_envs, device)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """Advance the held rollout state by one step: x (N, D) -> output (N, H)."""
+        output, self.state = self(x, self.held_state())
+        return output
+
+    def reset(self, dones: torch.Tensor) -> None:
+        """Zero the held state of the envs where dones (N,) is true; the others keep theirs."""
+        hidden, cell = self.held_state()
+        keep = (~dones.to(device=hidden.device, dtype=torch.bool)).unsqueeze(-1).to(hidden.dtype)
+        self.state = (hidden * keep, cell * keep)
+
+    def held_state(self) -> LSTMState:
+        """The rollout state (h, c), each (N, H)."""
+        if self.state is None:
+            raise RuntimeError("RecurrentCell has no rollout state: call start(num_envs) first")
+        return self.state
+
+
+class CategoricalHead(nn.Module):
+    """Features -> (B, A, K) logits: an independent categorical over K bins for each of A actuators."""
+
+    def __init__(self, input_size: int, num_actions: int, num_bins: int) -> None:
+        super().__init__()
+        self.num_actions = num_actions
+        self.num_bins = num_bins
+        self.linear = nn.Linear(input_size, num_actions * num_bins)
+        # small final weights start the policy near uniform (maximum entropy)
+        nn.init.orthogonal_(self.linear.weight, gain=0.01)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., F) -> logits (..., A, K)."""
+        return self.linear(features).unflatten(-1, (self.num_actions, self.num_bins))
+
+    def sample(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Bin indices (B, A) int64 drawn from logits (B, A, K)."""
+        probs = torch.softmax(logits, dim=-1).reshape(-1, self.num_bins)
+        return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+
+    def mode(self, logits: torch.Tensor) -> torch.Tensor:
+        """Most likely bins (..., A) int64."""
+        return logits.argmax(dim=-1)
+
+    def log_prob(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Joint log-probability (...,) of bin indices (..., A) under logits (..., A, K)."""
+        log_probs = torch.log_softmax(logits, dim=-1)
+        return log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+
+    def entropy(self, logits: torch.Tensor) -> torch.Tensor:
+        """Entropy (...,) of the joint distribution (sum over actuators)."""
+        log_probs = torch.log_softmax(logits, dim=-1)
+        return -(log_probs.exp() * log_probs).sum(dim=(-2, -1))
+
+
+class GaussianHead(nn.Module):
+    """Features -> (B, A) means of a diagonal Gaussian with a learned, state-independent log std."""
+
+    def __init__(self, input_size: int, num_actions: int, initial_log_std: float) -> None:
+        super().__init__()
+        self.linear = nn.Linear(input_size, num_actions)
+        nn.init.orthogonal_(self.linear.weight, gain=0.01)
+        nn.init.zeros_(self.linear.bias)
+        self.log_std = nn.Parameter(torch.full((num_actions,), initial_log_std))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., F) -> means (..., A)."""
+        return self.linear(features)
+
+    def sample(self, mean: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Unclipped samples (B, A); the env contract clips to [-1, 1]."""
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + self.log_std.exp() * noise
+
+    def mode(self, mean: torch.Tensor) -> torch.Tensor:
+        """The mean (..., A)."""
+        return mean
+
+    def log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Joint log-density (...,) of actions (..., A)."""
+        z = (actions - mean) / self.log_std.exp()
+        return (-0.5 * z**2 - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self, mean: torch.Tensor) -> torch.Tensor:
+        """Entropy (...,) of the diagonal Gaussian, broadcast over the batch."""
+        per_action = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
+        return per_action.sum().expand(mean.shape[:-1])

@@ -1,0 +1,286 @@
+"""The training loop: rollouts from a backend, PPO updates, metrics, atomic checkpoints, exact resume.
+
+Every checkpoint_every updates a segment ends: a checkpoint is written and every env restarts with a seed drawn
+from the run's env seed stream (LSTM states zeroed, action sampling reseeded). A run resumed from that checkpoint
+therefore continues exactly as the uninterrupted run did.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import yaml
+
+from policies import checkpoint
+from policies.checkpoint import CheckpointError
+from policies.config import TrainConfig, incompatible_keys, config_from_mapping
+from policies.metrics import MetricsLog
+from policies.models import EnvSpec
+from policies.ppo import PPO, build_ppo
+from policies.rollout import Episodes, RolloutWorker
+from policies.storage import RolloutStorage
+from policies.vec_env import EPISODE_KEYS, make_env
+from sim.config_loading import to_mapping
+
+CHECKPOINT_GLOB = "update_*.pt"
+# drawing the PNG takes about a second on a busy CPU, so checkpoints redraw it at most this often
+PLOT_INTERVAL_S = 30.0
+
+
+class Backend(Protocol):
+    """Where rollouts come from: envs in this process (local) or rollout actors (Ray)."""
+
+    spec: EnvSpec
+    num_streams: int  # env seeds drawn per restart
+
+    def attach(self, ppo: PPO) -> None:
+        """Roll out with this learner's parameters from now on."""
+
+    def restart(self, seeds: list[int]) -> None:
+        """Reset every env (one seed per stream), zero LSTM states."""
+
+    def collect(self) -> tuple[RolloutStorage, Episodes]:
+        """One rollout of all envs with returns computed, and the episodes finished in it."""
+
+    def close(self) -> None:
+        """Release envs and workers."""
+
+
+class LocalBackend:
+    """One VecEnv in this process (it may run its own worker processes), stepped by the learner's networks."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.env = make_env(config.env, config.env.num_envs, seed=config.seed)
+        self.spec = EnvSpec.from_env(self.env)
+        self.num_streams = 1
+        self.worker: RolloutWorker | None = None
+
+    def attach(self, ppo: PPO) -> None:
+        """Roll out with `ppo`'s own networks."""
+        self.worker = RolloutWorker(self.env, ppo, self.config.runner.rollout_steps, self.config.model.lstm_size)
+
+    def restart(self, seeds: list[int]) -> None:
+        """Reset the VecEnv with seeds[0]."""
+        self._worker().restart(seeds[0])
+
+    def collect(self) -> tuple[RolloutStorage, Episodes]:
+        """Roll out T steps into the learner's own storage."""
+        worker = self._worker()
+        episodes = worker.collect()
+        return worker.ppo.storage, episodes
+
+    def close(self) -> None:
+        """Close the VecEnv."""
+        self.env.close()
+
+    def _worker(self) -> RolloutWorker:
+        if self.worker is None:
+            raise RuntimeError("LocalBackend used before attach(ppo)")
+        return self.worker
+
+
+def checkpoint_paths(run_dir: str | Path) -> list[Path]:
+    """A run folder's training checkpoints, oldest first."""
+    return sorted((Path(run_dir) / "checkpoints").glob(CHECKPOINT_GLOB))
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """The newest training checkpoint of a run folder."""
+    paths = checkpoint_paths(run_dir)
+    if not paths:
+        raise CheckpointError(f"{run_dir}: no checkpoints/{CHECKPOINT_GLOB} to resume from")
+    return paths[-1]
+
+
+def resume_config(saved: dict[str, Any], requested: TrainConfig | None, overrides: dict[str, Any],
+                  source: str) -> TrainConfig:
+    """The config to continue with: the checkpoint's, or `requested`, which may differ only in resumable keys."""
+    config = config_from_mapping(saved, source)
+    if requested is not None:
+        changed = incompatible_keys(config, requested)
+        if changed:
+            raise CheckpointError(f"{source}: the config differs from the checkpoint's in keys that cannot change on "
+                                  f"resume: {'; '.join(changed)}")
+        config = requested
+    if overrides:
+        mapping = to_mapping(config)
+        for dotted, value in overrides.items():
+            node = mapping
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        updated = config_from_mapping(mapping, f"{source} with --set overrides")
+        changed = incompatible_keys(config, updated)
+        if changed:
+            raise CheckpointError(f"{source}: --set may only change resumable keys on resume; refused: "
+                                  f"{'; '.join(changed)}")
+        config = updated
+    return config
+
+
+class Runner:
+    """Trains a PPO learner on a backend's rollouts; owns the run folder."""
+
+    def __init__(self, config: TrainConfig, backend: Backend, run_dir: str | Path,
+                 resume_from: dict[str, Any] | None = None, progress: bool = True) -> None:
+        torch.set_num_threads(config.runner.torch_threads)
+        self.config, self.backend, self.progress = config, backend, progress
+        self.run_dir = Path(run_dir)
+        self.ppo = build_ppo(backend.spec, config.model, config.ppo, config.seed, config.runner.device)
+        self.counters = {"update": 0, "env_steps": 0, "episodes": 0}
+        self.train_seconds = 0.0
+        self.seed_stream = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
+        self.recent: deque[dict[str, float]] = deque(maxlen=config.runner.stats_window)
+        if resume_from is not None:
+            self._restore(resume_from)
+        self.backend.attach(self.ppo)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_text = yaml.safe_dump(to_mapping(config), sort_keys=False)
+        checkpoint.atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
+        self.metrics = MetricsLog(self.run_dir, resume_update=self.counters["update"])
+        self.stop_requested = False
+        self.last_plot = -float("inf")
+
+    @property
+    def samples_per_update(self) -> int:
+        """Env steps per update: T * N."""
+        return self.config.runner.rollout_steps * self.config.env.num_envs
+
+    def train(self) -> dict[str, Any]:
+        """Run updates until runner.total_updates (or a stop signal), checkpointing along the way."""
+        from tqdm import tqdm
+
+        total = self.config.runner.total_updates
+        bar = tqdm(total=total * self.samples_per_update, initial=self.counters["env_steps"], unit="step",
+                   unit_scale=True, dynamic_ncols=True, disable=not self.progress, desc="train")
+        restore_signals = self._install_stop_handlers()
+        segment_open = False
+        try:
+            while self.counters["update"] < total and not self.stop_requested:
+                if not segment_open:
+                    self.backend.restart([int(seed) for seed in self.seed_stream.integers(0, 2**31 - 1,
+                                                                                         self.backend.num_streams)])
+                    segment_open = True
+                row = self._update()
+                bar.update(self.samples_per_update)
+                bar.set_postfix(update=row["update"], sps=f"{row['samples_per_s']:.0f}",
+                                successes=_fmt(row["recent_successes_mean"]))
+                update = self.counters["update"]
+                if update % self.config.runner.checkpoint_every == 0 or update == total or self.stop_requested:
+                    self.save_checkpoint()
+                    segment_open = False
+            self.plot()
+        finally:
+            restore_signals()
+            bar.close()
+            self.metrics.close()
+        return {"run_dir": str(self.run_dir), **self.counters,
+                "recent_successes_mean": self.metrics.rows[-1]["recent_successes_mean"] if self.metrics.rows else None,
+                "stopped_early": self.counters["update"] < total}
+
+    def _update(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        storage, episodes = self.backend.collect()
+        rollout_seconds = time.perf_counter() - start
+        stats = self.ppo.update(storage)
+        seconds = time.perf_counter() - start
+        self.train_seconds += seconds
+        finished = len(episodes["episode_return"])
+        for index in range(finished):
+            self.recent.append({key: float(episodes[key][index]) for key in EPISODE_KEYS})
+        self.counters["update"] += 1
+        self.counters["env_steps"] += self.samples_per_update
+        self.counters["episodes"] += finished
+        row = {**self.counters, "train_seconds": self.train_seconds, "samples_per_s": self.samples_per_update / seconds,
+               "rollout_fraction": rollout_seconds / seconds, "episodes_finished": finished,
+               "successes_mean": float(np.mean(episodes["episode_successes"])) if finished else None,
+               **self._recent_stats(), **stats}
+        self.metrics.write(row)
+        return row
+
+    def _recent_stats(self) -> dict[str, float | None]:
+        if not self.recent:
+            return {"recent_successes_mean": None, "recent_successes_median": None, "recent_return_mean": None,
+                    "recent_length_mean": None, "recent_drop_rate": None, "recent_timeout_rate": None}
+        column = {key: np.array([episode[key] for episode in self.recent]) for key in EPISODE_KEYS}
+        return {"recent_successes_mean": float(column["episode_successes"].mean()),
+                "recent_successes_median": float(np.median(column["episode_successes"])),
+                "recent_return_mean": float(column["episode_return"].mean()),
+                "recent_length_mean": float(column["episode_length"].mean()),
+                "recent_drop_rate": float(column["dropped"].mean()),
+                "recent_timeout_rate": float(column["timed_out"].mean())}
+
+    def state(self) -> dict[str, Any]:
+        """The training checkpoint's payload: everything needed to continue this run exactly."""
+        recent = {key: torch.tensor([episode[key] for episode in self.recent], dtype=torch.float64)
+                  for key in EPISODE_KEYS}
+        return {"config": to_mapping(self.config), "spec": self.backend.spec.to_mapping(),
+                "actor": self.ppo.actor.state_dict(), "critic": self.ppo.critic.state_dict(),
+                "optimizer": self.ppo.optimizer.state_dict(), "counters": dict(self.counters),
+                "train_seconds": self.train_seconds, "recent_episodes": recent,
+                "rng": {"torch": torch.get_rng_state(), "minibatch": self.ppo.rng.bit_generator.state,
+                        "env_seeds": self.seed_stream.bit_generator.state}}
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoints/update_<N>.pt atomically, drop the oldest beyond keep_checkpoints, maybe redraw."""
+        path = self.run_dir / "checkpoints" / f"update_{self.counters['update']:08d}.pt"
+        checkpoint.save(path, "training", self.state())
+        for old in checkpoint_paths(self.run_dir)[:-self.config.runner.keep_checkpoints]:
+            old.unlink()
+        if time.monotonic() - self.last_plot > PLOT_INTERVAL_S:
+            self.plot()
+        return path
+
+    def plot(self) -> None:
+        """Redraw curves.png."""
+        self.metrics.plot()
+        self.last_plot = time.monotonic()
+
+    def _restore(self, content: dict[str, Any]) -> None:
+        saved_spec = EnvSpec(**content["spec"])
+        if saved_spec != self.backend.spec:
+            raise CheckpointError(f"checkpoint was trained on env {saved_spec}, this env is {self.backend.spec}")
+        try:
+            self.ppo.actor.load_state_dict(content["actor"])
+            self.ppo.critic.load_state_dict(content["critic"])
+            self.ppo.optimizer.load_state_dict(content["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"checkpoint weights do not fit the configured model: {error}") from error
+        self.counters = {key: int(value) for key, value in content["counters"].items()}
+        self.train_seconds = float(content["train_seconds"])
+        recent = content["recent_episodes"]
+        for index in range(len(recent["episode_return"])):
+            self.recent.append({key: float(recent[key][index]) for key in EPISODE_KEYS})
+        torch.set_rng_state(content["rng"]["torch"])
+        self.ppo.rng.bit_generator.state = content["rng"]["minibatch"]
+        self.seed_stream.bit_generator.state = content["rng"]["env_seeds"]
+
+    def _install_stop_handlers(self) -> Any:
+        """First SIGINT/SIGTERM: finish this update, checkpoint, stop. A second SIGINT interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self.stop_requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+        return restore
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

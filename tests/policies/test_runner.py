@@ -1,0 +1,159 @@
+"""The runner: run folder contents, exact resume (in process and after SIGKILL), graceful stop, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from policies import checkpoint
+from policies.cli import eval as eval_command
+from policies.cli import export, train
+from policies.runner import LocalBackend, Runner, checkpoint_paths, latest_checkpoint
+from sim.config_loading import to_mapping
+from tests.policies.memory_envs import REPO_ROOT, memory_config
+
+# metrics that depend only on the learning, not on wall-clock time
+LEARNING_KEYS = ("update", "env_steps", "episodes", "policy_loss", "value_loss", "entropy", "approx_kl",
+                 "clip_fraction", "successes_mean", "recent_successes_mean", "return_mean", "value_mean")
+
+
+def learning(rows):
+    return [{key: row[key] for key in LEARNING_KEYS} for row in rows]
+
+
+def write_config(path: Path, **overrides) -> Path:
+    path.write_text(yaml.safe_dump(to_mapping(memory_config(**overrides))))
+    return path
+
+
+def run(config, run_dir, resume_from=None):
+    runner = Runner(config, LocalBackend(config), run_dir, resume_from=resume_from, progress=False)
+    runner.train()
+    runner.backend.close()
+    return runner
+
+
+def test_run_folder_holds_metrics_tensorboard_plot_and_the_newest_checkpoints(tmp_path):
+    runner = run(memory_config(**{"runner.total_updates": 5, "runner.checkpoint_every": 1,
+                                  "runner.keep_checkpoints": 2}), tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["update"] for row in rows] == [1, 2, 3, 4, 5]
+    assert rows[-1]["env_steps"] == 5 * 20 * 32 and rows[-1]["samples_per_s"] > 0
+    assert [path.name for path in checkpoint_paths(tmp_path)] == ["update_00000004.pt", "update_00000005.pt"]
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == to_mapping(runner.config)
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    straight = run(memory_config(**{"runner.total_updates": 4, "runner.checkpoint_every": 2}), tmp_path / "a")
+    run(memory_config(**{"runner.total_updates": 2, "runner.checkpoint_every": 2}), tmp_path / "b")
+    content = checkpoint.load(latest_checkpoint(tmp_path / "b"))
+    resumed = run(memory_config(**{"runner.total_updates": 4, "runner.checkpoint_every": 2}), tmp_path / "b",
+                  resume_from=content)
+    assert learning(resumed.metrics.rows) == learning(straight.metrics.rows)
+    assert resumed.counters == straight.counters == {"update": 4, "env_steps": 4 * 640, "episodes": 4 * 128}
+
+
+def python_command(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+TRAIN_IN_SUBPROCESS = "import sys; from policies.cli import train; sys.exit(train(sys.argv[1:]))"
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def wait_for(condition, process, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    assert condition(), "the training subprocess did not get there in time"
+
+
+def metric_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_after_sigkill_reproduces_counters_and_curve_and_sigterm_stops_cleanly(tmp_path):
+    config_path = write_config(tmp_path / "train.yaml", **{"runner.total_updates": 100000,
+                                                            "runner.checkpoint_every": 2})
+    run_dir = tmp_path / "run"
+    killed = subprocess.Popen(python_command(TRAIN_IN_SUBPROCESS) + ["--config", str(config_path), "--run-dir",
+                                                                     str(run_dir), "--no-progress"],
+                              cwd=REPO_ROOT, env=subprocess_env(), stderr=subprocess.PIPE)
+    wait_for(lambda: checkpoint_paths(run_dir), killed)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=10) == -signal.SIGKILL, killed.stderr.read().decode()
+    saved = checkpoint.load(latest_checkpoint(run_dir))["counters"]["update"]
+    assert saved >= 2 and saved % 2 == 0
+
+    resumed = subprocess.Popen(python_command(TRAIN_IN_SUBPROCESS) + ["--resume", str(run_dir), "--no-progress"],
+                               cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    # rows past the checkpoint were dropped on resume; wait for two updates beyond it
+    wait_for(lambda: len(metric_rows(run_dir)) >= saved + 2, resumed)
+    resumed.send_signal(signal.SIGTERM)
+    stdout, stderr = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, stderr
+    summary = json.loads(stdout.splitlines()[-1])
+    final = summary["update"]
+    assert summary["stopped_early"] and final >= saved + 2 and summary["env_steps"] == final * 640
+    assert checkpoint.load(latest_checkpoint(run_dir))["counters"]["update"] == final
+    rows = metric_rows(run_dir)
+    assert [row["update"] for row in rows] == list(range(1, final + 1))
+    # the curve up to the resume point and the two segments after it equal an uninterrupted run's
+    straight = run(memory_config(**{"runner.total_updates": saved + 2, "runner.checkpoint_every": 2}),
+                   tmp_path / "straight")
+    assert learning(rows[: saved + 2]) == learning(straight.metrics.rows)
+
+
+def test_cli_train_eval_export(tmp_path, capsys):
+    config_path = write_config(tmp_path / "train.yaml", **{"runner.total_updates": 2, "runner.checkpoint_every": 2})
+    run_dir = tmp_path / "run"
+    assert train(["--config", str(config_path), "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["update"] == 2
+    assert train(["--config", str(config_path), "--run-dir", str(run_dir), "--no-progress"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    wider = write_config(tmp_path / "wider.yaml", **{"model.lstm_size": 64})
+    assert train(["--resume", str(run_dir), "--config", str(wider), "--no-progress"]) == 2
+    assert "model.lstm_size: 32 -> 64" in capsys.readouterr().err
+
+    path = latest_checkpoint(run_dir)
+    video = tmp_path / "episode.mp4"
+    assert eval_command([str(path), "--episodes", "10", "--num-envs", "4", "--video", str(video)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["episodes"] == 10 and result["drop_rate"] == 0.0 and result["timeout_rate"] == 0.0
+    assert 0.0 <= result["consecutive_successes"]["mean"] <= 1.0
+    assert set(result["consecutive_successes"]) == {"mean", "median", "p90"}
+    assert video.stat().st_size > 0
+
+    assert export([str(path), "--out-dir", str(tmp_path / "export")]) == 0
+    sizes = json.loads(capsys.readouterr().out)
+    assert {Path(name).name for name in sizes} == {"policy.pt", "policy.onnx"}
+    assert eval_command([str(tmp_path / "export" / "policy.pt"), "--episodes", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 4
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(path.read_bytes()[:1000])
+    assert eval_command([str(corrupt), "--episodes", "2"]) == 2
+    assert "truncated" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, message", [({"runner.rollout_steps": 25}, "multiple of ppo.chunk_len"),
+                                          ({"env.num_envs": 31}, "multiple of ppo.num_minibatches"),
+                                          ({"ppo.clip": -1.0}, "outside allowed range")])
+def test_bad_train_configs_are_refused_with_the_key(bad, message):
+    from sim.config_loading import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        memory_config(**bad)
