@@ -49,6 +49,9 @@ setup(
         # the bag writer flushes MCAP chunks through rosbags 0.11 internals so a killed recorder loses little
         "rosbags>=0.11,<0.12",
         "mcap>=1.1",
+        "onnx>=1.16",
+        "onnxruntime>=1.18",
+        "ray>=2.9",
     ],
     extras_require={
         "test": ["pytest>=8", "mcap-ros2-support>=0.5"],

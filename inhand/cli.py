@@ -11,7 +11,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # subcommand -> (module, function, one-line help); the function takes the remaining argv.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("sim.demo", "main", "run the main job on the simulated hand and write a video and a frame"),
-    "bench": ("inhand.bench", "main", "benchmarks that print JSON (sim, ...)"),
+    "train": ("policies.cli", "train", "train or resume the LSTM PPO policy"),
+    "eval": ("policies.cli", "eval", "evaluate a policy checkpoint; prints JSON"),
+    "export": ("policies.cli", "export", "inference-only policy.pt + stateful policy.onnx"),
+    "bench": ("inhand.bench", "main", "benchmarks that print JSON (sim, transport, ...)"),
 }
 
 
