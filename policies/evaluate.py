@@ -55,7 +55,7 @@ def evaluate(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0,
         policy.reset_envs(np.asarray(terminated) | np.asarray(truncated))
         for index in np.flatnonzero(np.asarray(info["episode_done"])):
             if counts[index] < quotas[index]:
-                records["successes"].append(float(info["episode_successes"][index]))
+                records["successes"].append(float(info["consecutive_successes"][index]))
                 records["dropped"].append(float(info["dropped"][index]))
                 records["timed_out"].append(float(info["timed_out"][index]))
                 records["lengths"].append(float(info["episode_length"][index]))

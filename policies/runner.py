@@ -201,7 +201,7 @@ class Runner:
         self.counters["episodes"] += finished
         row = {**self.counters, "train_seconds": self.train_seconds, "samples_per_s": self.samples_per_update / seconds,
                "rollout_fraction": rollout_seconds / seconds, "episodes_finished": finished,
-               "successes_mean": float(np.mean(episodes["episode_successes"])) if finished else None,
+               "successes_mean": float(np.mean(episodes["consecutive_successes"])) if finished else None,
                **self._recent_stats(), **stats}
         self.metrics.write(row)
         return row
@@ -211,8 +211,8 @@ class Runner:
             return {"recent_successes_mean": None, "recent_successes_median": None, "recent_return_mean": None,
                     "recent_length_mean": None, "recent_drop_rate": None, "recent_timeout_rate": None}
         column = {key: np.array([episode[key] for episode in self.recent]) for key in EPISODE_KEYS}
-        return {"recent_successes_mean": float(column["episode_successes"].mean()),
-                "recent_successes_median": float(np.median(column["episode_successes"])),
+        return {"recent_successes_mean": float(column["consecutive_successes"].mean()),
+                "recent_successes_median": float(np.median(column["consecutive_successes"])),
                 "recent_return_mean": float(column["episode_return"].mean()),
                 "recent_length_mean": float(column["episode_length"].mean()),
                 "recent_drop_rate": float(column["dropped"].mean()),

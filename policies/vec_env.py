@@ -13,7 +13,7 @@ from policies.config import EnvSection
 from sim.config_loading import ConfigError
 
 # info keys filled in the rows where info["episode_done"] is true
-EPISODE_KEYS = ("episode_return", "episode_length", "episode_successes", "dropped", "timed_out")
+EPISODE_KEYS = ("episode_return", "episode_length", "consecutive_successes", "dropped", "timed_out")
 
 
 class VecEnv(Protocol):

@@ -14,6 +14,7 @@ import traceback
 from abc import ABC, abstractmethod
 from multiprocessing.connection import Connection
 
+import mujoco
 import numpy as np
 from gymnasium import spaces
 
@@ -58,6 +59,7 @@ class BatchVecEnv(VecEnv):
         self.batch = ReorientBatch(config, num_envs, seed=_worker_seed(seed, 0), autoreset=True)
         self.num_envs = num_envs
         self.single_action_space = action_space(config, self.batch.n_actuators)
+        self._renderer: mujoco.Renderer | None = None
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         """Reset every env."""
@@ -68,8 +70,18 @@ class BatchVecEnv(VecEnv):
         result = self.batch.step(actions)
         return result.observation, result.reward, result.terminated, result.truncated, result.info
 
+    def render(self, env_index: int, camera: str = "front", size: int = 320) -> np.ndarray:
+        """An RGB frame (size, size, 3) of one env, goal marker included (for evaluation videos)."""
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.batch.models[env_index], size, size)
+        self._renderer.update_scene(self.batch.datas[env_index], camera=camera)
+        return self._renderer.render()
+
     def close(self) -> None:
-        """Nothing to release in-process."""
+        """Free the renderer, if one was made."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
 
 
 def _worker(connection: Connection, config: EnvConfig, num_envs: int, seed: int) -> None:

@@ -66,15 +66,14 @@ class MemoryVecEnv:
         self.steps += 1
         final_critic = self._observations()["critic"]
         done = query
-        episode_successes = correct.astype(np.int64)
-        self.streak = np.where(done, 0, self.streak)
         info = {"final_critic": final_critic, "episode_done": done.copy(),
-                "consecutive_successes": self.streak.copy(),
+                # at an episode's last step: the successes of that episode
+                "consecutive_successes": np.where(done, correct.astype(np.int64), self.streak),
                 "episode_return": np.where(done, self.returns, 0.0),
                 "episode_length": np.where(done, self.steps, 0),
-                "episode_successes": np.where(done, episode_successes, 0),
                 "dropped": np.zeros(self.num_envs, dtype=bool),
                 "timed_out": done & (self.ending == "truncated")}
+        self.streak = np.where(done, 0, self.streak)
         if done.any():
             self.steps[done] = 0
             self.returns[done] = 0.0
