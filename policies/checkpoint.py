@@ -6,12 +6,12 @@ counters, RNG states); an inference checkpoint only the actor (with its normaliz
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
+
+from sim.atomic import atomic_write
 
 FORMAT = "inhand-policy"
 VERSION = 1
@@ -47,27 +47,6 @@ def _feed(hasher: Any, value: Any) -> None:
         hasher.update(tensor.numpy().tobytes())
     else:
         hasher.update(repr((type(value).__name__, value)).encode())
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".tmp") -> Path:
-    """Call write(temp_path) on a temp file beside `path`, fsync it, then rename it over `path`.
-
-    `suffix` ends the temp name, for writers that pick a format from the extension.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        write(temp)
-        with open(temp, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
-    return path
 
 
 def save(path: str | Path, kind: str, payload: dict[str, Any]) -> Path:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.checkpoint import atomic_write
+from sim.atomic import atomic_write
 from policies.inference import InferencePolicy
 from policies.vec_env import VecEnv, check_step
 

@@ -14,6 +14,7 @@ from policies.checkpoint import CheckpointError
 from policies.config import TrainConfig, config_from_mapping
 from policies.models import Actor, EnvSpec
 from policies.modules import LSTMState
+from sim.atomic import atomic_write
 from sim.config_loading import to_mapping
 
 ONNX_INPUTS = ("obs", "h", "c")
@@ -115,4 +116,4 @@ def export_onnx(policy: InferencePolicy, path: str | Path) -> Path:
         onnx.checker.check_model(model)
         onnx.save(model, str(temp))
 
-    return checkpoint.atomic_write(path, write)
+    return atomic_write(path, write)

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from policies.checkpoint import atomic_write
+from sim.atomic import atomic_write
 
 # (metric key, panel title) of the PNG, plotted against env_steps
 CURVES = (

@@ -26,6 +26,7 @@ from policies.ppo import PPO, build_ppo
 from policies.rollout import Episodes, RolloutWorker
 from policies.storage import RolloutStorage
 from policies.vec_env import EPISODE_KEYS, make_env
+from sim.atomic import atomic_write
 from sim.config_loading import to_mapping
 
 CHECKPOINT_GLOB = "update_*.pt"
@@ -144,7 +145,7 @@ class Runner:
         self.backend.attach(self.ppo)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_text = yaml.safe_dump(to_mapping(config), sort_keys=False)
-        checkpoint.atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
+        atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
         self.metrics = MetricsLog(self.run_dir, resume_update=self.counters["update"])
         self.stop_requested = False
         self.last_plot = -float("inf")
