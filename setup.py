@@ -54,7 +54,9 @@ setup(
         "ray>=2.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "mcap-ros2-support>=0.5"],
+        # sb3-contrib: the peer learner `inhand bench train` measures ours against
+        "bench": ["sb3-contrib>=2.9"],
+        "test": ["pytest>=8", "mcap-ros2-support>=0.5", "sb3-contrib>=2.9"],
     },
     entry_points={
         "console_scripts": [

@@ -8,6 +8,7 @@ import sys
 BENCHMARKS: dict[str, str] = {
     "sim": "sim.bench",
     "transport": "ros_nodes.bench_transport",
+    "train": "policies.bench",
 }
 
 
