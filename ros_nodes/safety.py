@@ -74,11 +74,8 @@ class SafetyFilter:
             self.counters.limit_hits += 1
             self.counters.clamped_joints.update(self.names[i] for i in np.flatnonzero(hit))
         if self.desired is None:
-            if not mask.all() and self.output is None:
-                self.last_rejection = "a partial command before the first full one or the first update"
-                return False
-            base = self.output if self.output is not None else clamped
-            self.desired = base.copy()
+            # joints a partial command leaves out keep their last target; NaN = "where the hand is" until one exists
+            self.desired = self.output.copy() if self.output is not None else np.full(targets.shape, np.nan)
         self.desired = np.where(mask, clamped, self.desired)
         self.counters.commands_accepted += 1
         self.last_command_s = now_s
@@ -115,9 +112,10 @@ class SafetyFilter:
         if not self.enabled or self.desired is None:
             return self.output.copy()
         previous = self.output
+        desired = np.where(np.isnan(self.desired), previous, self.desired)
         step = self.max_rate_rad_s * max(elapsed, 1e-9)
-        delta = np.clip(self.desired - previous, -step, step)
-        if np.any(np.abs(self.desired - previous) > step):
+        delta = np.clip(desired - previous, -step, step)
+        if np.any(np.abs(desired - previous) > step):
             self.counters.rate_limited_updates += 1
         self.output = np.clip(previous + delta, self.lower, self.upper)
         return self.output.copy()
