@@ -6,7 +6,8 @@
           trajectories with the per-joint RMS error (the sim-to-real gap); the RMS is printed as JSON.
 --publish republishes every recorded topic (raw CDR) with its original timing on the dds backend.
 
-Times are the recorder's receive times, mapped onto sim time through /clock when the bag has it.
+Times: with /clock in the bag (sim), header stamps (sim time), and for unstamped messages the sim time of the last
+clock tick received before them; without /clock (a real hand), the recorder's receive times.
 """
 from __future__ import annotations
 
@@ -79,15 +80,15 @@ def read_recording(path: str | Path, joint_map: JointMap) -> Recording:
                 for name, value in zip(message.name, message.position):
                     if name in index:
                         last[index[name]] = value
-                joint_times.append(t)
+                joint_times.append((t, message.header.stamp.to_ns()))
                 joint_rows.append(last.copy())
             elif record.topic == pose_topic:
                 pose = message.pose
-                pose_times.append(t)
+                pose_times.append((t, message.header.stamp.to_ns()))
                 positions.append([pose.position.x, pose.position.y, pose.position.z])
                 quaternions.append(quaternion_array(pose.orientation))
             elif record.topic == optional["goal"]:
-                goal_times.append(t)
+                goal_times.append((t, message.header.stamp.to_ns()))
                 goals.append(quaternion_array(message.quaternion))
             elif record.topic == optional["command"]:
                 commands.append((t, list(message.name), np.asarray(message.position, dtype=np.float64)))
@@ -97,7 +98,8 @@ def read_recording(path: str | Path, joint_map: JointMap) -> Recording:
                 clock.append((t, message.clock.to_ns()))
     if not joint_times:
         raise BagError(f"bag {path}: {joints_topic} holds no joint positions")
-    to_seconds = _time_axis(np.array(clock, dtype=np.float64).reshape(-1, 2), joint_times[0])
+    clock_ticks = np.array(clock, dtype=np.float64).reshape(-1, 2)
+    to_seconds = _time_axis(clock_ticks, joint_times[0])
     return Recording(
         joint_times=to_seconds(joint_times),
         joint_positions=np.array(joint_rows),
@@ -106,17 +108,33 @@ def read_recording(path: str | Path, joint_map: JointMap) -> Recording:
         cube_quaternions=np.array(quaternions).reshape(-1, 4),
         goal_times=to_seconds(goal_times),
         goals=np.array(goals).reshape(-1, 4),
-        commands=[(float(to_seconds([t])[0]), names, values) for t, names, values in commands],
-        enables=[(float(to_seconds([t])[0]), flag) for t, flag in enables],
+        commands=[(float(to_seconds([(t, 0)])[0]), names, values) for t, names, values in commands],
+        enables=[(float(to_seconds([(t, 0)])[0]), flag) for t, flag in enables],
     )
 
 
-def _time_axis(clock: np.ndarray, first_ns: int) -> Callable[[Any], np.ndarray]:
-    """Receive time (ns) -> seconds since the first joint state: through /clock (sim time) when present."""
-    if len(clock) >= 2 and np.all(np.diff(clock[:, 0]) > 0):
-        start = float(np.interp(first_ns, clock[:, 0], clock[:, 1]))
-        return lambda times: (np.interp(np.asarray(times, dtype=np.float64), clock[:, 0], clock[:, 1]) - start) / 1e9
-    return lambda times: (np.asarray(times, dtype=np.float64) - first_ns) / 1e9
+def _time_axis(clock: np.ndarray, first: tuple[int, int]) -> Callable[[list[tuple[int, int]]], np.ndarray]:
+    """(receive time, header stamp) pairs (ns) -> seconds since the first joint state.
+
+    With /clock in the bag (sim), a stamped message counts at its stamp (sim time) and an unstamped one at the sim
+    time of the last clock tick received before it: the control period the driver applied it in. Without /clock,
+    receive times are used as they are."""
+    if len(clock) == 0:
+        return lambda pairs: (np.array([t for t, _ in pairs], dtype=np.float64).reshape(-1) - first[0]) / 1e9
+
+    def to_sim(pairs: list[tuple[int, int]]) -> np.ndarray:
+        received = np.array([t for t, _ in pairs], dtype=np.float64).reshape(-1)
+        stamps = np.array([stamp for _, stamp in pairs], dtype=np.float64).reshape(-1)
+        ticks = np.searchsorted(clock[:, 0], received, side="right") - 1
+        return np.where(stamps > 0, stamps, clock[np.maximum(ticks, 0), 1])
+
+    start = float(to_sim([first])[0])
+    return lambda pairs: (to_sim(pairs) - start) / 1e9
+
+
+def _sample_times(duration_s: float, period_s: float) -> np.ndarray:
+    """0, period, 2 period, ... up to and including duration_s (to within rounding)."""
+    return np.arange(int(np.floor(duration_s / period_s + 1e-6)) + 1) * period_s
 
 
 def _latest(times: np.ndarray, t: float) -> int:
@@ -161,7 +179,7 @@ def render_video(recording: Recording, out: Path, camera: str, size: int, fps: f
     renderer = scene.mujoco.Renderer(scene.model, size, size)
     try:
         frames = []
-        for t in np.arange(0.0, recording.joint_times[-1] + 1e-9, 1.0 / fps):
+        for t in _sample_times(recording.joint_times[-1], 1.0 / fps):
             scene.set_state(recording, float(t))
             renderer.update_scene(scene.data, camera=camera)
             frames.append(renderer.render().copy())
@@ -185,7 +203,7 @@ def resimulate(recording: Recording, driver: DriverConfig) -> tuple[np.ndarray, 
     )
     events = sorted([(t, 0, names, values) for t, names, values in recording.commands]
                     + [(t, 1, [], flag) for t, flag in recording.enables], key=lambda event: (event[0], event[1]))
-    times = np.arange(0.0, recording.joint_times[-1] + 1e-9, driver.control_period_s)
+    times = _sample_times(recording.joint_times[-1], driver.control_period_s)
     simulated = np.zeros((len(times), len(joint_map.shadow_joint_names)))
     next_event = 0
     for k, t in enumerate(times):
