@@ -182,7 +182,10 @@ def run_node(default_name: str, build: Callable[[Node], Any], argv: list[str] | 
     parameters: dict[str, Any] = {}
     node: Node | None = None
     instance = None
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    stop_requested: list[int] = []
+    # a signal while the node is being built is remembered, so a half-built node (an open bag) is still closed
+    previous = {signum: signal.signal(signum, lambda signum, frame: stop_requested.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             for path in ros.params_files:
@@ -193,19 +196,24 @@ def run_node(default_name: str, build: Callable[[Node], Any], argv: list[str] | 
         except (ConfigError, ValueError, KeyError, TypeError, FileNotFoundError) as error:
             print(f"{name}: {error}", file=sys.stderr)
             return 2
+        if stop_requested:
+            return 0
+        for signum in previous:
+            signal.signal(signum, _raise_terminated)
         while not node.is_shutdown:
             node.spin_once(0.1)
         return int(getattr(instance, "exit_code", 0))
-    except (KeyboardInterrupt, _Terminated):
+    except _Terminated:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
         # a second Ctrl-C while closing must not cut the close short (a bag's summary, a renderer)
-        original_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
         try:
             if instance is not None and hasattr(instance, "close"):
                 instance.close()
             if node is not None:
                 node.shutdown()
         finally:
-            signal.signal(signal.SIGINT, original_int)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from ros_nodes import msgs
 from ros_nodes.bag import BagReader
 from ros_nodes.launch import LaunchError, load_launch, parameter_text, share_directory
+from ros_nodes.transport import create_node
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,14 +89,12 @@ def test_outside_the_subset_is_a_clear_error(tmp_path: Path, entry: str, message
     assert str(path) in str(error.value)
 
 
-def _environment() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT), ROS_DOMAIN_ID=str(random.randint(30, 230)), MUJOCO_GL="egl")
-
-
-def _launch(path: Path, tmp_path: Path, *arguments: str) -> subprocess.Popen[str]:
+def _launch(path: Path, tmp_path: Path, *arguments: str, domain: int | None = None) -> subprocess.Popen[str]:
+    domain = random.randint(30, 230) if domain is None else domain
     return subprocess.Popen(
         [sys.executable, "-m", "ros_nodes.launch", str(path), *arguments, "--log-dir", str(tmp_path / "log")],
-        cwd=ROOT, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), ROS_DOMAIN_ID=str(domain), MUJOCO_GL="egl"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
 
@@ -116,16 +116,22 @@ launch:
 
 def test_sigint_stops_every_node_cleanly_within_5_s(tmp_path: Path) -> None:
     path = write(tmp_path / "two.launch.yaml", TWO_NODES)
-    runner = _launch(path, tmp_path, f"bag:={tmp_path / 'bag'}")
+    domain = random.randint(30, 230)
+    listener = create_node("listener", backend="dds", domain_id=domain)
+    statuses: list[msgs.String] = []
+    listener.create_subscription(msgs.String, "/trial/status", statuses.append)
+    runner = _launch(path, tmp_path, f"bag:={tmp_path / 'bag'}", domain=domain)
     try:
-        _wait_for(lambda: (tmp_path / "bag").exists(), 30.0)
-        time.sleep(1.0)
+        # both nodes are up once the goal manager's status arrives and the recorder's bag exists
+        assert listener.spin_until(lambda: bool(statuses) and (tmp_path / "bag").exists(), 30.0)
+        listener.spin(timeout_s=1.2)  # the recorder has matched the status topic by the next status
         assert runner.poll() is None
         started = time.monotonic()
         runner.send_signal(signal.SIGINT)
         output, _ = runner.communicate(timeout=10.0)
         elapsed = time.monotonic() - started
     finally:
+        listener.shutdown()
         if runner.poll() is None:
             runner.kill()
     assert runner.returncode == 0, output
@@ -147,7 +153,8 @@ def test_a_node_that_dies_stops_the_rest_with_its_exit_code(tmp_path: Path) -> N
     assert runner.returncode == 2, output
     assert "process goal_manager" in output and "exited with code 2; stopping the others" in output
     assert "value 'sideways' not allowed; choose one of xyz, z" in (tmp_path / "log" / "goal_manager.log").read_text()
-    assert (tmp_path / "bag" / "metadata.yaml").exists()
+    # the recorder was stopped too: before it opened its bag, or after, with the bag closed properly
+    assert not (tmp_path / "bag").exists() or (tmp_path / "bag" / "metadata.yaml").exists()
 
 
 def test_sim_state_launch_file_end_to_end(tmp_path: Path) -> None:
@@ -170,8 +177,9 @@ def test_sim_state_launch_file_end_to_end(tmp_path: Path) -> None:
             counts[record.topic] = counts.get(record.topic, 0) + 1
         images = [r.message for r in reader.messages(["/cameras/front/image_raw"])]
         statuses = [r.message.data for r in reader.messages(["/trial/status"])]
-    for topic in ("/hand/joint_states", "/clock", "/object/pose_true", "/goal/orientation", "/diagnostics",
+    for topic in ("/hand/joint_states", "/clock", "/object/pose_true", "/goal/orientation",
                   "/cameras/left/image_raw", "/cameras/right/camera_info"):
         assert counts.get(topic, 0) >= 5, (topic, counts)
+    assert counts.get("/diagnostics", 0) >= 2 and counts.get("/trial/status", 0) >= 2  # 1 Hz of sim time
     assert (images[-1].height, images[-1].width) == (32, 32)
     assert '"state": "running"' in statuses[-1]
