@@ -1,0 +1,185 @@
+"""inhand launch: the YAML subset, substitutions, errors, and real processes started, stopped and failing together."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ros_nodes import msgs
+from ros_nodes.bag import BagReader
+from ros_nodes.launch import LaunchError, load_launch, parameter_text, share_directory
+from ros_nodes.transport import create_node
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_vars_groups_includes_params_and_remaps(tmp_path: Path) -> None:
+    write(tmp_path / "params.yaml", "/**:\n  ros__parameters:\n    seed: 4\n"
+          "goals:\n  ros__parameters:\n    trials: 2\n    nested: {depth: 3}\n")
+    write(tmp_path / "inner.launch.yaml", """
+launch:
+- arg: {name: mode, default: xyz}
+- node:
+    pkg: inhand
+    exec: goal_manager
+    name: goals
+    param:
+    - from: $(var dir)/params.yaml
+    - {name: goal_mode, value: $(var mode)}
+    - {name: timeout_s, value: $(var timeout)}
+    remap:
+    - {from: object/pose, to: object/pose_true}
+""")
+    write(tmp_path / "main.launch.yaml", """
+launch:
+- arg: {name: ns, default: robot}
+- arg: {name: timeout}
+- arg: {name: dir, default: unused}
+- group:
+  - push-ros-namespace: {namespace: $(var ns)}
+  - include:
+      file: inner.launch.yaml
+      arg:
+      - {name: mode, value: z}
+- node: {pkg: inhand, exec: recorder, namespace: /other, param: [{name: bag, value: "$(find-pkg-share inhand)/b"}]}
+""")
+    plan = load_launch(tmp_path / "main.launch.yaml", {"timeout": "12.5", "dir": str(tmp_path)})
+    goals, recorder = plan.nodes
+    assert (goals.name, goals.namespace, goals.module) == ("goals", "/robot", "ros_nodes.goal_manager")
+    assert goals.parameters == {"seed": 4, "trials": 2, "nested.depth": 3, "goal_mode": "z", "timeout_s": 12.5}
+    assert goals.remappings == [("object/pose", "object/pose_true")]
+    assert (recorder.name, recorder.namespace) == ("recorder", "/other")
+    assert recorder.parameters == {"bag": f"{share_directory()}/b"}
+    command = goals.command()
+    assert command[1:4] == ["-m", "ros_nodes.goal_manager", "--ros-args"]
+    assert "__ns:=/robot" in command and "object/pose:=object/pose_true" in command and "timeout_s:=12.5" in command
+    assert parameter_text("1") == '"1"' and parameter_text("z") == "z" and parameter_text(True) == "true"
+    with pytest.raises(LaunchError, match="argument 'timeout' has no default; pass timeout:=VALUE"):
+        load_launch(tmp_path / "main.launch.yaml", {"dir": str(tmp_path)})
+    with pytest.raises(LaunchError, match="argument 'tiemout' is not declared"):
+        load_launch(tmp_path / "main.launch.yaml", {"timeout": "1", "tiemout": "2", "dir": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("- executable: {cmd: ls}", "tag 'executable' is not supported by inhand launch; supported: arg, node, group"),
+        ("- node: {pkg: inhand, exec: recorder, respawn: true}", "'node' attribute 'respawn' is not supported"),
+        ("- node: {pkg: turtlesim, exec: turtlesim_node}", "pkg 'turtlesim' cannot run without ROS 2"),
+        ("- node: {pkg: inhand, exec: talker}", "exec 'talker' is not an inhand node"),
+        ("- node: {pkg: inhand, exec: recorder, name: $(eval 1+1)}", r"substitution \$\(eval 1\+1\) is not supported"),
+        ("- node: {pkg: inhand, exec: recorder, output: own_log}", "output 'own_log' is not supported"),
+    ],
+)
+def test_outside_the_subset_is_a_clear_error(tmp_path: Path, entry: str, message: str) -> None:
+    path = write(tmp_path / "bad.launch.yaml", f"launch:\n{entry}\n")
+    with pytest.raises(LaunchError, match=message) as error:
+        load_launch(path)
+    assert str(path) in str(error.value)
+
+
+def _launch(path: Path, tmp_path: Path, *arguments: str, domain: int | None = None) -> subprocess.Popen[str]:
+    domain = random.randint(30, 230) if domain is None else domain
+    return subprocess.Popen(
+        [sys.executable, "-m", "ros_nodes.launch", str(path), *arguments, "--log-dir", str(tmp_path / "log")],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), ROS_DOMAIN_ID=str(domain), MUJOCO_GL="egl"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _wait_for(condition, timeout_s: float) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+TWO_NODES = """
+launch:
+- arg: {name: bag}
+- arg: {name: goal_mode, default: xyz}
+- node: {pkg: inhand, exec: recorder, param: [{name: bag, value: $(var bag)}, {name: images, value: false}]}
+- node: {pkg: inhand, exec: goal_manager, param: [{name: goal_mode, value: $(var goal_mode)}]}
+"""
+
+
+def test_sigint_stops_every_node_cleanly_within_5_s(tmp_path: Path) -> None:
+    path = write(tmp_path / "two.launch.yaml", TWO_NODES)
+    domain = random.randint(30, 230)
+    listener = create_node("listener", backend="dds", domain_id=domain)
+    statuses: list[msgs.String] = []
+    listener.create_subscription(msgs.String, "/trial/status", statuses.append)
+    runner = _launch(path, tmp_path, f"bag:={tmp_path / 'bag'}", domain=domain)
+    try:
+        # both nodes are up once the goal manager's status arrives and the recorder's bag exists
+        assert listener.spin_until(lambda: bool(statuses) and (tmp_path / "bag").exists(), 30.0)
+        listener.spin(timeout_s=1.2)  # the recorder has matched the status topic by the next status
+        assert runner.poll() is None
+        started = time.monotonic()
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=10.0)
+        elapsed = time.monotonic() - started
+    finally:
+        listener.shutdown()
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, output
+    assert elapsed < 5.0, output
+    assert "still running" not in output  # nobody needed SIGTERM
+    assert (tmp_path / "bag" / "metadata.yaml").exists()  # the recorder closed its bag
+    with BagReader(tmp_path / "bag") as reader:
+        assert "/trial/status" in reader.topics
+
+
+def test_a_node_that_dies_stops_the_rest_with_its_exit_code(tmp_path: Path) -> None:
+    path = write(tmp_path / "two.launch.yaml", TWO_NODES)
+    runner = _launch(path, tmp_path, f"bag:={tmp_path / 'bag'}", "goal_mode:=sideways")
+    try:
+        output, _ = runner.communicate(timeout=40.0)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 2, output
+    assert "process goal_manager" in output and "exited with code 2; stopping the others" in output
+    assert "value 'sideways' not allowed; choose one of xyz, z" in (tmp_path / "log" / "goal_manager.log").read_text()
+    # the recorder was stopped too: before it opened its bag, or after, with the bag closed properly
+    assert not (tmp_path / "bag").exists() or (tmp_path / "bag" / "metadata.yaml").exists()
+
+
+def test_sim_state_launch_file_end_to_end(tmp_path: Path) -> None:
+    """The shipped launch file on dds: driver, goal manager and recorder for a few seconds, then Ctrl-C."""
+    bag = tmp_path / "bag"
+    runner = _launch(ROOT / "launch" / "sim_state.launch.yaml", tmp_path, f"bag:={bag}", "camera_size:=32")
+    try:
+        _wait_for(lambda: bag.exists() or runner.poll() is not None, 30.0)
+        time.sleep(5.0)
+        assert runner.poll() is None, runner.communicate()[0]
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=15.0)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, output
+    with BagReader(bag) as reader:
+        counts: dict[str, int] = {}
+        for record in reader.messages(raw=True):
+            counts[record.topic] = counts.get(record.topic, 0) + 1
+        images = [r.message for r in reader.messages(["/cameras/front/image_raw"])]
+        statuses = [r.message.data for r in reader.messages(["/trial/status"])]
+    for topic in ("/hand/joint_states", "/clock", "/object/pose_true", "/goal/orientation",
+                  "/cameras/left/image_raw", "/cameras/right/camera_info"):
+        assert counts.get(topic, 0) >= 5, (topic, counts)
+    assert counts.get("/diagnostics", 0) >= 2 and counts.get("/trial/status", 0) >= 2  # 1 Hz of sim time
+    assert (images[-1].height, images[-1].width) == (32, 32)
+    assert '"state": "running"' in statuses[-1]
