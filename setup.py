@@ -61,6 +61,9 @@ setup(
     entry_points={
         "console_scripts": [
             "inhand = inhand.cli:main",
+            "hand_driver = ros_nodes.hand_driver:main",
+            "goal_manager = ros_nodes.goal_manager:main",
+            "recorder = ros_nodes.recorder:main",
         ],
     },
 )
