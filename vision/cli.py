@@ -81,8 +81,9 @@ def _train(arguments: argparse.Namespace) -> int:
 def _eval(arguments: argparse.Namespace) -> int:
     from vision.evaluate import evaluate
 
-    metrics = evaluate(arguments.checkpoint, arguments.data, arguments.out, _config(arguments).evaluation,
-                       arguments.max_samples)
+    config = _config(arguments)
+    metrics = evaluate(arguments.checkpoint, arguments.data, arguments.out, config.evaluation, arguments.max_samples,
+                       device=config.train.device)
     print(json.dumps(metrics, indent=2))
     return 0
 

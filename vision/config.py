@@ -61,6 +61,7 @@ class TrainConfig:
     log_every: int = field(default=50, metadata=bound(1, 1_000_000))
     validate_every: int = field(default=1000, metadata=bound(1, 10_000_000))
     checkpoint_every: int = field(default=1000, metadata=bound(1, 10_000_000))
+    device: str = field(default="auto", metadata=choice("auto", "cpu", "cuda"))
     num_workers: int = field(default=0, metadata=bound(0, 64))
     threads: int = field(default=0, metadata=bound(0, 256))
     seed: int = field(default=0, metadata=bound(0, 2**31 - 1))

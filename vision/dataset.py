@@ -339,11 +339,22 @@ class PoseDataset(torch.utils.data.Dataset):
     memory, so iterate in shard-grouped order (see shard_grouped_batches).
     """
 
-    def __init__(self, root: str | Path, input_size: int, allow_incomplete: bool = False, cache_shards: int = 2):
+    def __init__(
+        self,
+        root: str | Path,
+        input_size: int,
+        camera_count: int | None = None,
+        allow_incomplete: bool = False,
+        cache_shards: int = 2,
+    ):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         self.input_size = input_size
         self.camera_count = len(self.manifest["camera_names"])
+        if camera_count is not None and camera_count != self.camera_count:
+            raise DatasetError(
+                f"{self.root / MANIFEST_NAME}: dataset has {self.camera_count} cameras, the model takes {camera_count}"
+            )
         self.cache_shards = max(1, cache_shards)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         shards = self.manifest["shards"]

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from vision.config import EvaluationConfig
 from vision.dataset import PoseDataset, write_json_atomic
 from vision.geometry import cube_axes_points, position_error_mm, project_points, rotation_error_deg
-from vision.inference import model_from_checkpoint
+from vision.inference import model_from_checkpoint, resolve_device
 from vision.model import PoseNet
 
 AXIS_COLOURS = ((230, 40, 40), (40, 200, 40), (50, 90, 255))
@@ -36,14 +36,15 @@ def predict_dataset(
 ) -> dict[str, np.ndarray]:
     """Predicted and true poses of dataset samples: position/quaternion (K, 3|4) and true_* alike, float64."""
     model.eval()
+    device = next(model.parameters()).device
     outputs: dict[str, list[np.ndarray]] = {"position": [], "quaternion": [], "true_position": [], "true_quaternion": []}
     indices = list(indices)
     with torch.inference_mode():
         for start in tqdm(range(0, len(indices), batch_size), desc="predict", unit="batch", disable=not progress):
             batch = [dataset[index] for index in indices[start : start + batch_size]]
-            position, quaternion = model(torch.stack([item["images"] for item in batch]))
-            outputs["position"].append(position.numpy())
-            outputs["quaternion"].append(quaternion.numpy())
+            position, quaternion = model(torch.stack([item["images"] for item in batch]).to(device))
+            outputs["position"].append(position.cpu().numpy())
+            outputs["quaternion"].append(quaternion.cpu().numpy())
             outputs["true_position"].append(torch.stack([item["position"] for item in batch]).numpy())
             outputs["true_quaternion"].append(torch.stack([item["quaternion"] for item in batch]).numpy())
     return {name: np.concatenate(parts).astype(np.float64) for name, parts in outputs.items()}
@@ -134,10 +135,12 @@ def evaluate(
     config: EvaluationConfig,
     max_samples: int | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset; writes out_dir/metrics.json and out_dir/samples.png, returns the metrics."""
     model, _ = model_from_checkpoint(checkpoint)
-    dataset = PoseDataset(data_dir, model.config.input_size)
+    model.to(resolve_device(device))
+    dataset = PoseDataset(data_dir, model.config.input_size, model.config.camera_count)
     count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
     indices = np.arange(count)
     predictions = predict_dataset(model, dataset, indices, config.batch_size, progress)

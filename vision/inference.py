@@ -22,6 +22,15 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be read or does not hold a pose network."""
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device for a config value: "auto" picks CUDA when available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a training or inference checkpoint (tensors and plain data only)."""
     path = Path(path)

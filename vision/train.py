@@ -21,7 +21,7 @@ from vision.config import AugmentationConfig, VisionConfig
 from vision.dataset import PoseDataset, load_shard, shard_grouped_batches, validation_mask
 from vision.evaluate import error_metrics, predict_dataset
 from vision.geometry import orientation_loss, position_loss
-from vision.inference import CheckpointError, config_from_checkpoint, load_checkpoint
+from vision.inference import CheckpointError, config_from_checkpoint, load_checkpoint, resolve_device
 from vision.model import PoseNet
 from vision.preprocess import PIXEL_STD
 
@@ -35,12 +35,12 @@ def augment(images: torch.Tensor, config: AugmentationConfig, generator: torch.G
     """Photometric jitter of preprocessed images (N, cameras, H, W, 3), independently per camera image."""
     if not config.enabled:
         return images
-    shape = images.shape[:2] + (1, 1, 1)
+    shape, device = images.shape[:2] + (1, 1, 1), images.device
     low, high = config.contrast
-    contrast = low + (high - low) * torch.rand(shape, generator=generator)
-    brightness = config.brightness * (2.0 * torch.rand(shape, generator=generator) - 1.0) / PIXEL_STD
+    contrast = low + (high - low) * torch.rand(shape, generator=generator, device=device)
+    brightness = config.brightness * (2.0 * torch.rand(shape, generator=generator, device=device) - 1.0) / PIXEL_STD
     mean = images.mean(dim=(2, 3, 4), keepdim=True)
-    noise = torch.randn(images.shape, generator=generator) * (config.noise_std / PIXEL_STD)
+    noise = torch.randn(images.shape, generator=generator, device=device) * (config.noise_std / PIXEL_STD)
     return mean + contrast * (images - mean) + brightness + noise
 
 
@@ -135,12 +135,7 @@ def train(
     if settings.threads:
         torch.set_num_threads(settings.threads)
 
-    dataset = PoseDataset(data_dir, config.model.input_size)
-    if len(dataset.manifest["camera_names"]) != config.model.camera_count:
-        raise ValueError(
-            f"{data_dir}: dataset has {len(dataset.manifest['camera_names'])} cameras, model.camera_count is "
-            f"{config.model.camera_count}"
-        )
+    dataset = PoseDataset(data_dir, config.model.input_size, config.model.camera_count)
     held_out = validation_mask(dataset.seeds, settings.validation_fraction)
     train_indices = np.flatnonzero(~held_out)
     validation_indices = np.flatnonzero(held_out)[: settings.validation_max_samples]
@@ -148,7 +143,8 @@ def train(
         raise ValueError(f"{data_dir}: no training samples left after holding out {settings.validation_fraction:.0%}")
 
     torch.manual_seed(settings.seed)
-    model = PoseNet(config.model)
+    device = resolve_device(settings.device)
+    model = PoseNet(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     step, best_score = 0, math.inf
     if resume:
@@ -186,7 +182,7 @@ def train(
         atomic_torch_save({**inference, "validation": metrics}, run_dir / MODEL_NAME)
 
     log = _MetricsLog(run_dir, step)
-    generator = torch.Generator()
+    generator = torch.Generator(device=device)
     validation: dict[str, Any] = {}
     steps_per_epoch = math.ceil(len(train_indices) / settings.batch_size)
     window_start, window_samples = time.perf_counter(), 0
@@ -197,10 +193,13 @@ def train(
             batches = shard_grouped_batches(
                 train_indices, dataset.shard_of_index, settings.batch_size, np.random.default_rng([settings.seed, epoch])
             )[offset:]
-            loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=settings.num_workers)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=device.type == "cuda"
+            )
             for batch in loader:
                 if step >= settings.steps:
                     break
+                batch = {name: value.to(device, non_blocking=True) for name, value in batch.items()}
                 model.train()
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, step)
@@ -218,7 +217,7 @@ def train(
                     parts.update(lr=optimizer.param_groups[0]["lr"], samples_per_s=window_samples / max(elapsed, 1e-9))
                     log.write("train", step, parts)
                     bar.set_postfix(loss=f"{parts['loss']:.4f}")
-                    window_start, window_samples = time.perf_counter(), 0
+                    window_samples = 0
                 if len(validation_indices) and (step % settings.validate_every == 0 or step == settings.steps):
                     validation = error_metrics(predict_dataset(model, dataset, validation_indices, settings.batch_size))
                     log.write("validation", step, validation)
@@ -230,6 +229,9 @@ def train(
                     if not len(validation_indices):
                         save_model({})
                     save_checkpoint()
+                if step % settings.log_every == 0:
+                    # the next throughput window starts after validation and checkpointing
+                    window_start = time.perf_counter()
     except KeyboardInterrupt:
         save_checkpoint()
         raise

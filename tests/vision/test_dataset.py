@@ -97,6 +97,12 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         write(tmp_path, count=4, image_size=32)
 
 
+def test_camera_count_mismatch_is_refused(tmp_path):
+    write(tmp_path, count=4)
+    with pytest.raises(DatasetError, match="dataset has 3 cameras, the model takes 2"):
+        PoseDataset(tmp_path, input_size=8, camera_count=2)
+
+
 def test_missing_shard_is_refused_naming_the_file(tmp_path):
     write(tmp_path)
     (tmp_path / "shard-00001.npz").unlink()
