@@ -52,18 +52,18 @@ def test_short_training_lowers_the_loss_fourfold(synthetic_dataset, tmp_path):
 
 
 def test_resume_continues_the_same_run_and_existing_runs_are_not_overwritten(synthetic_dataset, tmp_path):
-    train(small_config(**{"train.steps": 20}), synthetic_dataset, tmp_path, progress=False)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 20
+    train(small_config(**{"train.steps": 6}), synthetic_dataset, tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 6
     with pytest.raises(CheckpointError, match="pass --resume"):
-        train(small_config(**{"train.steps": 20}), synthetic_dataset, tmp_path, progress=False)
+        train(small_config(**{"train.steps": 6}), synthetic_dataset, tmp_path, progress=False)
     with pytest.raises(CheckpointError, match="nothing to resume"):
-        train(small_config(**{"train.steps": 20}), synthetic_dataset, tmp_path / "fresh", resume=True, progress=False)
+        train(small_config(**{"train.steps": 6}), synthetic_dataset, tmp_path / "fresh", resume=True, progress=False)
     with open(tmp_path / "metrics.jsonl", "a") as stale:  # a line logged after the checkpoint, before a crash
-        stale.write(json.dumps({"split": "train", "step": 25, "loss": 99.0}) + "\n")
+        stale.write(json.dumps({"split": "train", "step": 7, "loss": 99.0}) + "\n")
 
-    train(small_config(**{"train.steps": 30}), synthetic_dataset, tmp_path, resume=True, progress=False)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 30
-    assert [record["step"] for record in train_records(tmp_path)] == list(range(1, 31))
+    train(small_config(**{"train.steps": 10}), synthetic_dataset, tmp_path, resume=True, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 10
+    assert [record["step"] for record in train_records(tmp_path)] == list(range(1, 11))
     assert all(record["loss"] != 99.0 for record in train_records(tmp_path))
 
 
