@@ -37,7 +37,8 @@ def predict_dataset(
     """Predicted and true poses of dataset samples: position/quaternion (K, 3|4) and true_* alike, float64."""
     model.eval()
     device = next(model.parameters()).device
-    outputs: dict[str, list[np.ndarray]] = {"position": [], "quaternion": [], "true_position": [], "true_quaternion": []}
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in ("position", "quaternion", "true_position",
+                                                                  "true_quaternion")}
     indices = list(indices)
     with torch.inference_mode():
         for start in tqdm(range(0, len(indices), batch_size), desc="predict", unit="batch", disable=not progress):
@@ -112,7 +113,8 @@ def sample_grid(
         header = np.full((HEADER_HEIGHT, cell * len(cells), 3), 255, np.uint8)
         position_error = position_error_mm(predictions["position"][row], predictions["true_position"][row])
         rotation_error = rotation_error_deg(predictions["quaternion"][row], predictions["true_quaternion"][row])
-        text = f"seed {int(sample['seeds'])}: {position_error:.1f} mm, {rotation_error:.1f} deg (thick true, thin predicted)"
+        text = (f"seed {int(sample['seeds'])}: {position_error:.1f} mm, {rotation_error:.1f} deg "
+                "(thick true, thin predicted)")
         cv2.putText(header, text, (4, HEADER_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         rows.append(np.vstack((header, np.hstack(cells))))
     return np.vstack(rows)

@@ -42,7 +42,8 @@ def synthetic_cameras(camera_count: int, image_size: int) -> dict[str, np.ndarra
     elevation = np.radians(CAMERA_ELEVATION_DEG)
     extrinsics = []
     for azimuth in np.radians(CAMERA_AZIMUTHS_DEG[:camera_count]):
-        direction = np.array([np.cos(azimuth) * np.cos(elevation), np.sin(azimuth) * np.cos(elevation), np.sin(elevation)])
+        horizontal = np.cos(elevation)
+        direction = np.array([np.cos(azimuth) * horizontal, np.sin(azimuth) * horizontal, np.sin(elevation)])
         extrinsics.append(look_at_extrinsics(CUBE_CENTRE + CAMERA_DISTANCE_M * direction, CUBE_CENTRE))
     intrinsics = np.repeat(intrinsics_from_fovy(CAMERA_FOVY_DEG, image_size, image_size)[None], camera_count, axis=0)
     return {"intrinsics": intrinsics, "extrinsics": np.stack(extrinsics)}

@@ -158,9 +158,8 @@ def train(
         step, best_score = int(checkpoint["step"]), float(checkpoint["best_score"])
     else:
         positions = _positions(dataset, train_indices)
-        model.set_position_normalization(
-            torch.as_tensor(positions.mean(axis=0)), torch.as_tensor(np.maximum(positions.std(axis=0), MIN_POSITION_SCALE_M))
-        )
+        scale = np.maximum(positions.std(axis=0), MIN_POSITION_SCALE_M)
+        model.set_position_normalization(torch.as_tensor(positions.mean(axis=0)), torch.as_tensor(scale))
 
     def save_checkpoint() -> None:
         atomic_torch_save(
@@ -190,9 +189,9 @@ def train(
     try:
         while step < settings.steps:
             epoch, offset = divmod(step, steps_per_epoch)
-            batches = shard_grouped_batches(
-                train_indices, dataset.shard_of_index, settings.batch_size, np.random.default_rng([settings.seed, epoch])
-            )[offset:]
+            epoch_rng = np.random.default_rng([settings.seed, epoch])
+            batches = shard_grouped_batches(train_indices, dataset.shard_of_index, settings.batch_size, epoch_rng)
+            batches = batches[offset:]
             loader = torch.utils.data.DataLoader(
                 dataset, batch_sampler=batches, num_workers=settings.num_workers, pin_memory=device.type == "cuda"
             )
@@ -253,11 +252,9 @@ def plot_curves(metrics_path: Path, out_path: Path) -> None:
     train_records = [record for record in records if record["split"] == "train"]
     validation_records = [record for record in records if record["split"] == "validation"]
     figure, (loss_axis, error_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axis.semilogy([r["step"] for r in train_records], [r["loss"] for r in train_records], label="total")
-    loss_axis.semilogy([r["step"] for r in train_records], [r["position_loss"] for r in train_records], label="position")
-    loss_axis.semilogy(
-        [r["step"] for r in train_records], [r["orientation_loss"] for r in train_records], label="orientation"
-    )
+    train_steps = [record["step"] for record in train_records]
+    for key, label in (("loss", "total"), ("position_loss", "position"), ("orientation_loss", "orientation")):
+        loss_axis.semilogy(train_steps, [record[key] for record in train_records], label=label)
     loss_axis.set(xlabel="step", title="training loss")
     loss_axis.legend()
     steps = [r["step"] for r in validation_records]

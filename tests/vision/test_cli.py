@@ -14,7 +14,8 @@ SMALL = ["--set", "dataset.image_size=48", "--set", "model.input_size=48", "--se
 def test_render_train_eval_export(tmp_path, capsys):
     data, run, report = tmp_path / "data", tmp_path / "run", tmp_path / "eval"
     assert cli.main(["render", "--synthetic", "--out", str(data), "--count", "12", "--seed-start", "1000", *SMALL]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"dataset": str(data), "count": 12, "shards": 2}
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary == {"dataset": str(data), "count": 12, "shards": 2}
 
     train_settings = ["--set", "train.steps=3", "--set", "train.batch_size=4", "--set", "train.validation_fraction=0.2"]
     assert cli.main(["train", "--data", str(data), "--run-dir", str(run), *SMALL, *train_settings]) == 0

@@ -74,7 +74,8 @@ def test_mujoco_camera_looking_down_sees_world_x_right_and_world_y_up():
     extrinsics = extrinsics_from_mujoco(np.array([0.0, 0.0, 1.0]), np.eye(3))
     intrinsics = intrinsics_from_fovy(90.0, 101, 101)
     assert intrinsics[1, 1] == pytest.approx(50.5)
-    pixels, depth = project_points(np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 0.1, 0.0]]), intrinsics, extrinsics)
+    points = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 0.1, 0.0]])
+    pixels, depth = project_points(points, intrinsics, extrinsics)
     np.testing.assert_allclose(depth, [1.0, 1.0, 1.0])
     np.testing.assert_allclose(pixels, [[50.0, 50.0], [55.05, 50.0], [50.0, 44.95]])
 
