@@ -1,0 +1,74 @@
+"""Checkpoint loading, the run-time estimator, and ONNX export matching torch within 1e-4."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sim.config_loading import to_mapping
+from vision.config import ModelConfig, VisionConfig
+from vision.inference import (
+    CheckpointError,
+    OnnxPoseEstimator,
+    PoseEstimator,
+    export_onnx,
+    onnx_max_difference,
+)
+from vision.model import PoseNet
+
+SIZE = 48
+
+
+def trained_looking_model() -> PoseNet:
+    """A network whose batch-norm statistics and position normalization are not at their defaults."""
+    torch.manual_seed(0)
+    model = PoseNet(ModelConfig(input_size=SIZE))
+    model.set_position_normalization(torch.tensor([0.01, -0.02, 0.05]), torch.tensor([0.02, 0.02, 0.03]))
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randint(0, 256, (4, 3, SIZE, SIZE, 3), dtype=torch.uint8))
+    return model.eval()
+
+
+def images(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 3, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def test_onnx_matches_torch_within_1e_4_at_several_batch_sizes(tmp_path):
+    model = trained_looking_model()
+    path = export_onnx(model, tmp_path / "pose.onnx")
+    assert onnx_max_difference(model, path, images(1)) < 1e-4
+    assert onnx_max_difference(model, path, images(5, seed=1)) < 1e-4
+    position, quaternion = OnnxPoseEstimator(path).predict(images(1)[0])
+    assert position.shape == (3,) and np.linalg.norm(quaternion) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_estimator_from_checkpoint_reproduces_the_model(tmp_path):
+    model = trained_looking_model()
+    config = VisionConfig(model=model.config)
+    torch.save({"model": model.state_dict(), "config": to_mapping(config)}, tmp_path / "model.pt")
+    estimator = PoseEstimator.from_checkpoint(tmp_path / "model.pt")
+    sample = images(1)[0]
+    position, quaternion = estimator.predict(sample)
+    with torch.no_grad():
+        expected_position, expected_quaternion = model(torch.from_numpy(sample[None]))
+    np.testing.assert_allclose(position, expected_position[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(quaternion, expected_quaternion[0].numpy(), atol=1e-6)
+    larger = np.repeat(np.repeat(sample, 2, axis=1), 2, axis=2)  # 96 px images are resized to 48 first
+    assert estimator.predict(larger)[0].shape == (3,)
+
+
+def test_bad_checkpoints_are_refused_naming_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="missing.pt: checkpoint not found"):
+        PoseEstimator.from_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="garbage.pt: not a readable torch checkpoint"):
+        PoseEstimator.from_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="other.pt: not a pose-estimator checkpoint"):
+        PoseEstimator.from_checkpoint(tmp_path / "other.pt")
+    wrong = to_mapping(VisionConfig(model=ModelConfig(input_size=SIZE, hidden_size=64)))
+    torch.save({"model": trained_looking_model().state_dict(), "config": wrong}, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="mismatch.pt: weights do not fit"):
+        PoseEstimator.from_checkpoint(tmp_path / "mismatch.pt")

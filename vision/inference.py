@@ -1,0 +1,150 @@
+"""Checkpoint loading, the pose estimator used at run time (torch or ONNX Runtime), and ONNX export."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sim.config_loading import ConfigError, from_mapping
+from vision.config import VisionConfig, check_consistency
+from vision.model import PoseNet
+from vision.preprocess import preprocess
+
+ONNX_INPUT = "images"
+ONNX_OUTPUTS = ("position", "quaternion")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not hold a pose network."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for a config value: "auto" picks CUDA when available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training or inference checkpoint (tensors and plain data only)."""
+    path = Path(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except Exception as error:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from None
+    if not isinstance(checkpoint, dict) or not {"model", "config"} <= set(checkpoint):
+        raise CheckpointError(f"{path}: not a pose-estimator checkpoint (needs 'model' and 'config' entries)")
+    return checkpoint
+
+
+def config_from_checkpoint(checkpoint: dict[str, Any], source: str) -> VisionConfig:
+    """The VisionConfig a checkpoint was trained with."""
+    try:
+        config = from_mapping(VisionConfig, checkpoint["config"], source=source)
+        check_consistency(config, source)
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    return config
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[PoseNet, VisionConfig]:
+    """The network (in eval mode) and config stored in a checkpoint."""
+    checkpoint = load_checkpoint(path)
+    config = config_from_checkpoint(checkpoint, str(path))
+    model = PoseNet(config.model)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit the stored model config ({error})") from None
+    return model.eval(), config
+
+
+class PoseEstimator:
+    """Three camera images in, cube position (metres, hand frame) and unit quaternion (w-x-y-z, w >= 0) out."""
+
+    def __init__(self, model: PoseNet) -> None:
+        self.model = model.eval()
+        self.input_size = model.config.input_size
+        self.camera_count = model.config.camera_count
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> PoseEstimator:
+        """Load the network from a training or inference checkpoint."""
+        return cls(model_from_checkpoint(path)[0])
+
+    def predict_batch(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (N, cameras, H, W, 3) -> positions (N, 3), quaternions (N, 4)."""
+        with torch.inference_mode():
+            position, quaternion = self.model(preprocess(images, self.input_size, self.camera_count))
+        return position.numpy().astype(np.float64), quaternion.numpy().astype(np.float64)
+
+    def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (cameras, H, W, 3) -> position (3,), quaternion (4,)."""
+        position, quaternion = self.predict_batch(np.asarray(images)[None])
+        return position[0], quaternion[0]
+
+
+class OnnxPoseEstimator:
+    """PoseEstimator's interface on an exported ONNX file, run with ONNX Runtime on the CPU."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        shape = self.session.get_inputs()[0].shape
+        self.camera_count, self.input_size = int(shape[1]), int(shape[2])
+
+    def predict_batch(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (N, cameras, H, W, 3) -> positions (N, 3), quaternions (N, 4)."""
+        inputs = preprocess(images, self.input_size, self.camera_count).numpy()
+        position, quaternion = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: inputs})
+        return position.astype(np.float64), quaternion.astype(np.float64)
+
+    def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (cameras, H, W, 3) -> position (3,), quaternion (4,)."""
+        position, quaternion = self.predict_batch(np.asarray(images)[None])
+        return position[0], quaternion[0]
+
+
+def export_onnx(model: PoseNet, out_path: str | Path) -> Path:
+    """Write `model` as ONNX (input: preprocessed float32 (N, cameras, S, S, 3); outputs position, quaternion)."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    size, cameras = model.config.input_size, model.config.camera_count
+    example = torch.zeros(1, cameras, size, size, 3)
+    temporary = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    model = model.eval()
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter is used on purpose: the torch.export one needs onnxscript.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # Shape checks in forward() become constants in the trace, which is right for one fixed input size.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(temporary),
+            dynamo=False,
+            input_names=[ONNX_INPUT],
+            output_names=list(ONNX_OUTPUTS),
+            dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUTS[0]: {0: "batch"}, ONNX_OUTPUTS[1]: {0: "batch"}},
+            opset_version=17,
+        )
+    os.replace(temporary, out_path)
+    return out_path
+
+
+def onnx_max_difference(model: PoseNet, onnx_path: str | Path, images: np.ndarray) -> float:
+    """Largest absolute difference between torch and ONNX Runtime outputs on uint8 images (N, cameras, H, W, 3)."""
+    torch_position, torch_quaternion = PoseEstimator(model).predict_batch(images)
+    onnx_position, onnx_quaternion = OnnxPoseEstimator(onnx_path).predict_batch(images)
+    return float(max(np.abs(torch_position - onnx_position).max(), np.abs(torch_quaternion - onnx_quaternion).max()))
