@@ -9,6 +9,7 @@ BENCHMARKS: dict[str, str] = {
     "sim": "sim.bench",
     "transport": "ros_nodes.bench_transport",
     "train": "policies.bench",
+    "vision": "vision.bench",
 }
 
 

@@ -169,3 +169,16 @@ class PoseSampleRenderer:
     def close(self) -> None:
         """Free the renderer."""
         self.rig.close()
+
+
+_SAMPLE_RENDERERS: dict[int, PoseSampleRenderer] = {}
+
+
+def render_pose_sample(seed: int, image_size: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """One randomized sample (see PoseSampleRenderer) with config/env.yaml; one renderer per size and process."""
+    from sim.config import load_env_config
+
+    renderer = _SAMPLE_RENDERERS.get(image_size)
+    if renderer is None:
+        renderer = _SAMPLE_RENDERERS[image_size] = PoseSampleRenderer(load_env_config(), image_size)
+    return renderer(seed)

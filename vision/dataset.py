@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import os
 import zipfile
 import zlib
 from collections import OrderedDict, deque
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sim.atomic import atomic_write
 from vision.geometry import camera_matrices
 from vision.preprocess import preprocess
 
@@ -98,19 +98,16 @@ def check_sample(sample: Any, seed: int, camera_count: int, image_size: int) -> 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to `path` through a temporary file and a rename."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: temporary.write_text(json.dumps(data, indent=2) + "\n"))
 
 
 def write_shard(path: Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
     """Write one shard's arrays to `path` atomically."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "wb") as handle:
-        (np.savez_compressed if compress else np.savez)(handle, **arrays)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
+            (np.savez_compressed if compress else np.savez)(handle, **arrays)
+
+    atomic_write(path, write)
 
 
 def plan_manifest(

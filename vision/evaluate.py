@@ -1,7 +1,6 @@
 """Held-out evaluation: position error (mm) and rotation error (deg) statistics, and a PNG grid of samples."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sim.atomic import atomic_write
 from vision.config import EvaluationConfig
 from vision.dataset import PoseDataset, write_json_atomic
 from vision.geometry import cube_axes_points, position_error_mm, project_points, rotation_error_deg
@@ -125,9 +125,7 @@ def write_png_atomic(path: Path, image_rgb: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"could not encode PNG for {path}")
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_bytes(encoded.tobytes())
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: temporary.write_bytes(encoded.tobytes()))
 
 
 def evaluate(

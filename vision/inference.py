@@ -1,7 +1,6 @@
 """Checkpoint loading, the pose estimator used at run time (torch or ONNX Runtime), and ONNX export."""
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -9,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sim.atomic import atomic_write
 from sim.config_loading import ConfigError, from_mapping
 from vision.config import VisionConfig, check_consistency
 from vision.model import PoseNet
@@ -118,29 +118,28 @@ class OnnxPoseEstimator:
 
 def export_onnx(model: PoseNet, out_path: str | Path) -> Path:
     """Write `model` as ONNX (input: preprocessed float32 (N, cameras, S, S, 3); outputs position, quaternion)."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     size, cameras = model.config.input_size, model.config.camera_count
     example = torch.zeros(1, cameras, size, size, 3)
-    temporary = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     model = model.eval()
-    with warnings.catch_warnings():
-        # The TorchScript-based exporter is used on purpose: the torch.export one needs onnxscript.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        # Shape checks in forward() become constants in the trace, which is right for one fixed input size.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(
-            model,
-            (example,),
-            str(temporary),
-            dynamo=False,
-            input_names=[ONNX_INPUT],
-            output_names=list(ONNX_OUTPUTS),
-            dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUTS[0]: {0: "batch"}, ONNX_OUTPUTS[1]: {0: "batch"}},
-            opset_version=17,
-        )
-    os.replace(temporary, out_path)
-    return out_path
+
+    def write(temporary: Path) -> None:
+        with warnings.catch_warnings():
+            # The TorchScript-based exporter is used on purpose: the torch.export one needs onnxscript.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            # Shape checks in forward() become constants in the trace, which is right for one fixed input size.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(temporary),
+                dynamo=False,
+                input_names=[ONNX_INPUT],
+                output_names=list(ONNX_OUTPUTS),
+                dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUTS[0]: {0: "batch"}, ONNX_OUTPUTS[1]: {0: "batch"}},
+                opset_version=17,
+            )
+
+    return atomic_write(out_path, write, suffix=".onnx")
 
 
 def onnx_max_difference(model: PoseNet, onnx_path: str | Path, images: np.ndarray) -> float:

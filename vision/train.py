@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sim.atomic import atomic_write
 from sim.config_loading import to_mapping
 from vision.config import AugmentationConfig, VisionConfig
 from vision.dataset import PoseDataset, load_shard, shard_grouped_batches, validation_mask
@@ -66,9 +66,7 @@ def loss_terms(
 
 def atomic_torch_save(data: dict[str, Any], path: Path) -> None:
     """torch.save through a temporary file and a rename."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(data, temporary)
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: torch.save(data, temporary))
 
 
 def _positions(dataset: PoseDataset, indices: np.ndarray) -> np.ndarray:
@@ -83,9 +81,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
     kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text("".join(line + "\n" for line in kept))
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: temporary.write_text("".join(line + "\n" for line in kept)))
 
 
 class _MetricsLog:
@@ -263,7 +259,5 @@ def plot_curves(metrics_path: Path, out_path: Path) -> None:
     error_axis.set(xlabel="step", title="held-out mean error")
     error_axis.legend()
     figure.tight_layout()
-    temporary = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}.png")
-    figure.savefig(temporary, dpi=100)
+    atomic_write(out_path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
     plt.close(figure)
-    os.replace(temporary, out_path)
