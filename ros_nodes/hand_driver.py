@@ -48,6 +48,8 @@ class DriverConfig:
     publish_images: bool = True
     camera_height: int = field(default=200, metadata=bound(16, 2048))
     camera_width: int = field(default=200, metadata=bound(16, 2048))
+    # images every this many control periods: rendering three cameras costs CPU a small machine may need
+    image_period_steps: int = field(default=1, metadata=bound(1, 1000))
     shadow_joint_states_topic: str = "/joint_states"
 
 
@@ -320,7 +322,7 @@ class HandDriver:
                 ),
             )
         )
-        if self.images:
+        if self.images and self.steps % self.config.image_period_steps == 0:
             frames = sim.render()
             height, width = frames.shape[1:3]
             focal = sim.focal_px(height)
