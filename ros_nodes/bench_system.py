@@ -84,7 +84,7 @@ def stop_system(process: subprocess.Popen[str], timeout_s: float = 15.0) -> tupl
     return process.returncode, output, time.monotonic() - started
 
 
-def measure_system(steps: int, camera_size: int, checkpoint: Path | None, record: bool,
+def measure_system(steps: int, camera_size: int, checkpoint: Path | None, record_images: bool, image_period_steps: int,
                    domain_id: int, startup_timeout_s: float = 60.0) -> dict[str, Any]:
     """Run the sim system until `steps` control steps with commands were seen; return latency and deadline figures."""
     with tempfile.TemporaryDirectory(prefix="inhand_bench_system_") as folder:
@@ -106,7 +106,7 @@ def measure_system(steps: int, camera_size: int, checkpoint: Path | None, record
             listener.create_subscription(
                 msgs.Image, f"/cameras/{camera}/image_raw",
                 lambda m: images_at.setdefault(m.header.stamp.to_ns(), []).append(time.perf_counter()), SENSOR_QOS)
-        extra = [] if record else ["record:=false"]
+        extra = [f"record_images:={str(record_images).lower()}", f"image_period_steps:={image_period_steps}"]
         process = launch_system(checkpoint, work / "bag", work / "log", domain_id, camera_size, extra)
         try:
             deadline = time.monotonic() + startup_timeout_s
@@ -139,13 +139,15 @@ def measure_system(steps: int, camera_size: int, checkpoint: Path | None, record
         frames = images_at.get(stamp, [])
         if len(frames) == len(CAMERA_NAMES) and arrived is not None:
             image_latency.append((arrived - max(frames)) * 1e3)
-        lost_images += len(CAMERA_NAMES) - len(frames)
+        if (stamp // period_ns) % image_period_steps == 0:
+            lost_images += len(CAMERA_NAMES) - len(frames)
         if stamp in state_at and stamp + period_ns in state_at:
             overruns += (state_at[stamp + period_ns] - state_at[stamp]) > 1.5 * period_ns / 1e9
     return {
         "control_steps": steps,
         "camera_size": camera_size,
-        "recording": record,
+        "image_period_steps": image_period_steps,
+        "recording_images": record_images,
         "checkpoint": checkpoint_note,
         "commands_received": sum(stamp in command_at for stamp in measured),
         "state_to_command_latency_ms": _percentiles(state_latency),
@@ -165,14 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera-size", type=int, default=200, help="camera images are N x N (default 200)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="policy checkpoint (default: an untrained one of config/train.yaml's widths)")
-    parser.add_argument("--no-record", action="store_true", help="run without the recorder")
+    parser.add_argument("--no-record-images", action="store_true", help="the recorder leaves the camera topics out")
+    parser.add_argument("--image-period-steps", type=int, default=1,
+                        help="the driver publishes images every N control steps (default 1: 12.5 Hz)")
     parser.add_argument("--round-trips", type=int, default=1000, help="DDS round-trip pings at 100 Hz (default 1000)")
     parser.add_argument("--domain-id", type=int, default=None, help="DDS domain (default: random in 100..199)")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.round_trips < 1 or not 16 <= args.camera_size <= 2048:
-        parser.error("--steps and --round-trips must be >= 1, --camera-size in 16..2048")
+    if args.steps < 1 or args.round_trips < 1 or args.image_period_steps < 1 or not 16 <= args.camera_size <= 2048:
+        parser.error("--steps, --round-trips and --image-period-steps must be >= 1, --camera-size in 16..2048")
     domain_id = random.randint(100, 199) if args.domain_id is None else args.domain_id
-    system = measure_system(args.steps, args.camera_size, args.checkpoint, not args.no_record, domain_id)
+    system = measure_system(args.steps, args.camera_size, args.checkpoint, not args.no_record_images,
+                            args.image_period_steps, domain_id)
     transport = bench_transport.run(args.round_trips, 100.0, 24, domain_id)
     targets = {"latency_p99_ms": 40.0, "missed_deadlines": 0, "round_trip_p99_ms": 5.0}
     result = {
