@@ -13,6 +13,7 @@ import numpy as np
 from ros_nodes import msgs
 from ros_nodes.bag import BagReader
 from ros_nodes.bench_system import launch_system, stop_system, write_untrained_checkpoint
+from ros_nodes.launch import load_launch, share_directory
 from ros_nodes.transport import create_node
 
 PERIOD_NS = 80_000_000
@@ -106,3 +107,19 @@ def test_a_missing_checkpoint_stops_the_launch_with_a_clear_message(tmp_path: Pa
     assert runner.returncode == 2, output
     assert "process policy" in output and "exited with code 2; stopping the others" in output
     assert f"{missing}: checkpoint file not found" in output  # the policy's output goes to the screen
+
+
+def test_launch_files_wire_the_policy_into_each_graph() -> None:
+    sim = {node.name: node for node in load_launch(share_directory() / "launch" / "sim_state.launch.yaml").nodes}
+    assert list(sim) == ["hand_driver", "goal_manager", "policy", "recorder"]
+    assert sim["policy"].parameters == {
+        "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/policy_z.pt"}
+    assert sim["policy"].remappings == sim["goal_manager"].remappings == [("object/pose", "object/pose_true")]
+
+    real = {node.name: node for node in load_launch(
+        share_directory() / "launch" / "real.launch.yaml", {"checkpoint": "/ckpt.pt", "pose_topic": "/mocap/cube"}).nodes}
+    assert list(real) == ["hand_driver", "goal_manager", "policy", "recorder"]
+    assert real["hand_driver"].parameters == {"backend": "shadow", "start_enabled": False}
+    assert real["policy"].parameters == {"checkpoint": "/ckpt.pt", "ema_start": "measured"}
+    for name in ("goal_manager", "policy", "recorder"):
+        assert real[name].remappings == [("object/pose", "/mocap/cube")]
