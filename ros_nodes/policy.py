@@ -175,6 +175,8 @@ class PolicyCore:
 
 @dataclass
 class _Stamped:
+    """A received value with its header stamp."""
+
     value: Any
     stamp_ns: int
 
@@ -191,6 +193,7 @@ class PolicyNode:
         self.period_ns = int(round(self.core.period_s * 1e9))
         self.sync = config.sync_inputs and bool(node.get_parameter("use_sim_time"))
         names = self.core.joint_map.shadow_joint_names
+        self.joint_lookup = {name: i for i, name in enumerate(names)}
         self.joint_positions = np.full(len(names), np.nan)
         self.joint_stamps = np.full(len(names), -1, dtype=np.int64)
         self.pose: _Stamped | None = None
@@ -228,7 +231,7 @@ class PolicyNode:
         if len(message.position) != len(message.name):
             self._reject(f"hand/joint_states with {len(message.name)} names and {len(message.position)} positions")
             return
-        lookup = {name: i for i, name in enumerate(self.core.joint_map.shadow_joint_names)}
+        lookup = self.joint_lookup
         known = [(lookup[name], i) for i, name in enumerate(message.name) if name in lookup]
         if not known:
             return
