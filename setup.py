@@ -64,6 +64,7 @@ setup(
             "hand_driver = ros_nodes.hand_driver:main",
             "goal_manager = ros_nodes.goal_manager:main",
             "recorder = ros_nodes.recorder:main",
+            "policy = ros_nodes.policy:main",
         ],
     },
 )

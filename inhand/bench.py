@@ -10,6 +10,7 @@ BENCHMARKS: dict[str, str] = {
     "transport": "ros_nodes.bench_transport",
     "train": "policies.bench",
     "vision": "vision.bench",
+    "system": "ros_nodes.bench_system",
 }
 
 

@@ -69,11 +69,17 @@ class TrialLogic:
         self.results: list[TrialResult] = []
 
     def on_pose(self, now_s: float, position: np.ndarray, quaternion: np.ndarray) -> list[str]:
-        """Take one cube pose at time now_s; return what happened, in order: "started", "success", "ended", "done"."""
+        """Take one cube pose at time now_s; return what happened, in order: "started", "success", "ended", "done",
+        or "reset" when the cube is still off the palm 2 x reset_wait_s after the last reset (it fell during it)."""
         events: list[str] = []
         config = self.config
         if self.state == "resetting" and now_s - self.reset_since_s >= config.reset_wait_s:
             self.state = "waiting"
+        if (self.state == "waiting" and position[2] < config.drop_height_m
+                and now_s - self.reset_since_s >= 2 * config.reset_wait_s):
+            self.reset_since_s = now_s
+            self.state = "resetting"
+            return ["reset"]
         if self.state == "waiting" and position[2] >= config.drop_height_m:
             self.trial += 1
             self.successes = 0
@@ -168,7 +174,7 @@ class GoalManager:
     def _handle(self, events: list[str]) -> None:
         if not events:
             return
-        if "ended" in events:
+        if "ended" in events or "reset" in events:
             self.reset_publisher.publish(msgs.Bool(data=True))
         self.publish_status()
 

@@ -48,6 +48,8 @@ class DriverConfig:
     publish_images: bool = True
     camera_height: int = field(default=200, metadata=bound(16, 2048))
     camera_width: int = field(default=200, metadata=bound(16, 2048))
+    # images every this many control periods: rendering three cameras costs CPU a small machine may need
+    image_period_steps: int = field(default=1, metadata=bound(1, 1000))
     shadow_joint_states_topic: str = "/joint_states"
 
 
@@ -186,6 +188,8 @@ class HandDriver:
         self.rejected_messages = 0
         self.last_message_error = ""
         self.reset_requested = False
+        self.reset_at_ns: int | None = None  # node time of the last reset
+        self.dropped_before_reset = 0
         self.steps = 0
         self._last_diagnostics_ns: int | None = None
         self._reported_limit_hits = 0
@@ -226,7 +230,12 @@ class HandDriver:
         return (self.sim.time_ns if self.sim is not None else self.node.now_ns()) / 1e9
 
     def on_command(self, message: msgs.JointState) -> None:
-        """Position targets by command name; a subset keeps the other joints' targets."""
+        """Position targets by command name; a subset keeps the other joints' targets. A command stamped (non-zero)
+        at or before the last reset was computed from the previous episode's state and is dropped."""
+        stamp_ns = message.header.stamp.to_ns()
+        if stamp_ns and self.reset_at_ns is not None and stamp_ns <= self.reset_at_ns:
+            self.dropped_before_reset += 1
+            return
         names = list(message.name)
         positions = np.asarray(message.position, dtype=np.float64)
         if len(names) != len(positions) or not names:
@@ -287,6 +296,7 @@ class HandDriver:
         assert sim is not None, "step() is the sim backend's control loop"
         if self.reset_requested:
             self.reset_requested = False
+            self.reset_at_ns = sim.time_ns
             sim.reset()
             self.safety.hold()
         current = self.joint_map.commands_from_joints(sim.joint_positions())
@@ -320,7 +330,7 @@ class HandDriver:
                 ),
             )
         )
-        if self.images:
+        if self.images and self.steps % self.config.image_period_steps == 0:
             frames = sim.render()
             height, width = frames.shape[1:3]
             focal = sim.focal_px(height)
@@ -338,6 +348,7 @@ class HandDriver:
         """Real hand: one control period of safe targets to Shadow's position controllers."""
         if self.reset_requested:
             self.reset_requested = False
+            self.reset_at_ns = self.node.now_ns()
             self.safety.hold()
         if np.isnan(self.shadow_positions).any():
             return  # nothing is sent before every joint's position is known
@@ -374,6 +385,7 @@ class HandDriver:
             "clamped_joints": ",".join(sorted(counters.clamped_joints)),
             "nonfinite_rejected": counters.nonfinite_rejected,
             "malformed_rejected": self.rejected_messages,
+            "dropped_before_reset": self.dropped_before_reset,
             "last_rejection": self.safety.last_rejection or self.last_message_error,
             "watchdog_trips": counters.watchdog_trips,
             "watchdog_holding": self.safety.watchdog_tripped,

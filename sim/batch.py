@@ -321,10 +321,7 @@ class ReorientBatch:
             self.qpos[:, index.cube_qpos + 3 : index.cube_qpos + 7],
             self.effects, self.rng, randomization,
         )
-        return np.concatenate(
-            (self.reported_fingertips.reshape(self.num_envs, -1), position, task.relative_goal(quaternion, self.goal)),
-            axis=1,
-        ).astype(np.float32)
+        return task.policy_observation(self.reported_fingertips, position, quaternion, self.goal)
 
     def observe(self) -> dict[str, np.ndarray]:
         """Policy (noisy) and critic (exact) observations of every env."""

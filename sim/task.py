@@ -31,6 +31,21 @@ def relative_goal(cube: np.ndarray, goal: np.ndarray) -> np.ndarray:
     return rotations.canonical(rotations.multiply(goal, rotations.conjugate(cube)))
 
 
+def policy_observation(
+    fingertip_positions: np.ndarray, object_position: np.ndarray, object_quaternion: np.ndarray, goal: np.ndarray
+) -> np.ndarray:
+    """The policy's inputs (N, 22) float32: fingertips (N, 5, 3), cube position (N, 3), relative goal from the cube
+    orientation (N, 4) to the goal (N, 4); the one assembly the sim and the robot's policy node share."""
+    return np.concatenate(
+        (
+            np.asarray(fingertip_positions).reshape(len(object_position), -1),
+            object_position,
+            relative_goal(object_quaternion, goal),
+        ),
+        axis=1,
+    ).astype(np.float32)
+
+
 def reward(
     distance_before: np.ndarray, distance_after: np.ndarray, success: np.ndarray, dropped: np.ndarray,
     config: TaskConfig,

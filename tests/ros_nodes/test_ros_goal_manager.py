@@ -22,6 +22,15 @@ def near(goal: np.ndarray, angle: float) -> np.ndarray:
     return rotations.multiply(goal, rotations.from_axis_angle(np.array([1.0, 0.0, 0.0]), angle))
 
 
+def test_a_cube_that_falls_during_a_reset_gets_another_reset() -> None:
+    logic = TrialLogic(GoalManagerConfig(reset_wait_s=1.0))
+    assert logic.on_pose(1.9, DROPPED, IDENTITY) == [] and logic.state == "waiting"
+    # still off the palm 2 x reset_wait_s after the last (here: the initial) reset: ask again, wait reset_wait_s
+    assert logic.on_pose(2.0, DROPPED, IDENTITY) == ["reset"] and logic.state == "resetting"
+    assert logic.on_pose(2.9, ON_PALM, IDENTITY) == [] and logic.state == "resetting"
+    assert logic.on_pose(3.0, ON_PALM, IDENTITY) == ["started"] and logic.trial == 1
+
+
 def test_successes_drop_timeout_and_trial_limit() -> None:
     config = GoalManagerConfig(max_consecutive_successes=3, timeout_s=5.0, reset_wait_s=1.0, trials=3)
     logic = TrialLogic(config)

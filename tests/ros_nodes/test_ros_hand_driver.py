@@ -142,3 +142,37 @@ def test_bad_commands_are_rejected_and_reported() -> None:
     assert values["nonfinite_rejected"] == "1" and values["malformed_rejected"] == "1"
     assert values["limit_hits"] == "1" and values["clamped_joints"] == "rh_FFJ3"
     assert values["watchdog_trips"] == "1" and values["watchdog_holding"] == "true"
+
+
+def test_commands_from_before_a_reset_are_dropped_and_images_can_be_sparser() -> None:
+    domain = next(_domains)
+    node = create_node("hand_driver", backend="inproc", domain_id=domain)
+    config = DriverConfig(camera_height=16, camera_width=16, randomize=False, image_period_steps=3)
+    driver = HandDriver(node, config, start_timer=False)
+    listener = Listener(domain, {"cameras/front/image_raw": msgs.Image, "hand/joint_states": msgs.JointState})
+    command = listener.node.create_publisher(msgs.JointState, "hand/command")
+    reset = listener.node.create_publisher(msgs.Bool, "hand/reset")
+
+    def send(stamp_ns: int) -> None:
+        command.publish(msgs.JointState(header=msgs.Header(stamp=msgs.Time.from_ns(stamp_ns)), name=["rh_FFJ3"],
+                                        position=np.array([0.3])))
+        node.spin_once(0.0)
+
+    try:
+        for _ in range(6):
+            driver.step()
+        reset.publish(msgs.Bool(data=True))
+        node.spin_once(0.0)
+        driver.step()  # resets at sim time 0.48 s, then steps to 0.56 s
+        send(480_000_000)  # computed from the last state of the old episode: dropped
+        send(0)  # unstamped (an operator's command): taken
+        send(560_000_000)  # from the new episode's first state: taken
+        listener.spin()
+    finally:
+        driver.close()
+        node.shutdown()
+        listener.node.shutdown()
+    assert driver.dropped_before_reset == 1 and driver.safety.counters.commands_accepted == 2
+    stamps = [m.header.stamp.to_ns() for m in listener.received["cameras/front/image_raw"]]
+    assert stamps == [240_000_000, 480_000_000]  # steps 3 and 6 of 7
+    assert len(listener.received["hand/joint_states"]) == 7

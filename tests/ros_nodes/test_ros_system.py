@@ -1,0 +1,125 @@
+"""The sim system as separate processes on DDS via `inhand launch launch/sim_state.launch.yaml`: driver, goal manager,
+policy and recorder close the loop for 200+ control steps of sim time; the bag holds every topic with nothing lost on
+the reliable ones; Ctrl-C stops everything within 5 s. A missing checkpoint stops the launch with a clear message."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ros_nodes import msgs
+from ros_nodes.bag import BagReader
+from ros_nodes.bench_system import launch_system, stop_system, write_untrained_checkpoint
+from ros_nodes.launch import load_launch, share_directory
+from ros_nodes.transport import create_node
+
+PERIOD_NS = 80_000_000
+STEPS = 200
+CAMERAS = ("left", "front", "right")
+
+
+def diagnostic_values(bag: BagReader, name: str) -> list[tuple[int, dict[str, str]]]:
+    """(stamp, key -> value) of every /diagnostics status of node `name`."""
+    found = []
+    for record in bag.messages(["/diagnostics"]):
+        for status in record.message.status:
+            if status.name.startswith(f"{name}:"):
+                found.append((record.message.header.stamp.to_ns(), {kv.key: kv.value for kv in status.values}))
+    return found
+
+
+def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    checkpoint = write_untrained_checkpoint(tmp_path / "policy.pt", dense_size=32, lstm_size=16, seed=1)
+    domain = random.randint(30, 230)
+    bag_path = tmp_path / "bag"
+    operator = create_node("operator", backend="dds", domain_id=domain)
+    enable = operator.create_publisher(msgs.Bool, "/hand/enable")
+    newest_state = [0]
+    statuses: list[dict] = []
+    operator.create_subscription(msgs.JointState, "/hand/joint_states",
+                                 lambda m: newest_state.__setitem__(0, m.header.stamp.to_ns()))
+    operator.create_subscription(msgs.String, "/trial/status", lambda m: statuses.append(json.loads(m.data)))
+    runner = launch_system(checkpoint, bag_path, tmp_path / "log", domain, camera_size=32,
+                           extra=["trial_timeout_s:=4.0"])
+    try:
+        deadline = time.monotonic() + 50.0
+        # 200 steps after the recorder can have seen the first, plus the steps around start and stop
+        while newest_state[0] < (STEPS + 15) * PERIOD_NS:
+            assert runner.poll() is None and time.monotonic() < deadline, stop_system(runner)[1]
+            operator.spin_once(0.1)
+            if enable.get_subscription_count() >= 2 and newest_state[0] % (40 * PERIOD_NS) == 0:
+                enable.publish(msgs.Bool(data=True))  # the operator's enable (the driver starts enabled anyway)
+        code, output, stop_s = stop_system(runner)
+    finally:
+        operator.shutdown()
+        if runner.poll() is None:
+            runner.kill()
+    assert code == 0, output
+    assert stop_s < 5.0, output
+    assert "still running" not in output  # no node needed SIGTERM
+
+    assert statuses and all({"trial", "state", "successes", "results"} <= set(s) for s in statuses)
+    assert statuses[-1]["trial"] >= 2 and len(statuses[-1]["results"]) >= 1  # trials of 4 s ended, goals counted
+
+    with BagReader(bag_path) as bag:
+        counts: dict[str, int] = {}
+        for record in bag.messages(raw=True):
+            counts[record.topic] = counts.get(record.topic, 0) + 1
+        graph = ["/hand/joint_states", "/hand/command", "/hand/enable", "/hand/reset", "/object/pose_true",
+                 "/goal/orientation", "/trial/status", "/diagnostics", "/clock",
+                 *(f"/cameras/{c}/{kind}" for c in CAMERAS for kind in ("image_raw", "camera_info"))]
+        assert all(counts.get(topic, 0) >= 1 for topic in graph), counts
+        states = [r.message.header.stamp.to_ns() for r in bag.messages(["/hand/joint_states"])]
+        commands = [r.message.header.stamp.to_ns() for r in bag.messages(["/hand/command"])]
+        images = [r.message for r in bag.messages(["/cameras/front/image_raw"])]
+        driver = diagnostic_values(bag, "hand_driver")
+        policy = diagnostic_values(bag, "policy")
+
+    # reliable joint states: every control step from the first recorded to the last, none lost
+    assert len(states) >= STEPS
+    assert np.all(np.diff(states) == PERIOD_NS), "a joint state is missing from the bag"
+    # the driver's own count of steps (= joint states published) between two of its diagnostics matches the bag
+    (first_stamp, first), (last_stamp, last) = driver[0], driver[-1]
+    published = int(last["control_periods"]) - int(first["control_periods"])
+    assert published >= 150
+    assert published == sum(first_stamp < s <= last_stamp for s in states)
+    # the policy's count of commands between two of its diagnostics matches the bag, and it commanded most steps
+    started = next(values for _, values in policy if int(values["commands_published"]) > 0)
+    published = int(policy[-1][1]["commands_published"]) - int(started["commands_published"])
+    window = (int(started["last_command_stamp_ns"]), int(policy[-1][1]["last_command_stamp_ns"]))
+    assert published == sum(window[0] < s <= window[1] for s in commands) and published >= 100
+    assert len(set(commands)) == len(commands) and set(commands) <= set(states)  # one command per state
+    assert int(policy[-1][1]["lstm_resets"]) >= 2
+    assert (images[-1].height, images[-1].width, images[-1].encoding) == (32, 32, "rgb8")
+
+
+def test_a_missing_checkpoint_stops_the_launch_with_a_clear_message(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "policy_z.pt"
+    runner = launch_system(missing, tmp_path / "bag", tmp_path / "log", random.randint(30, 230), camera_size=16)
+    try:
+        output, _ = runner.communicate(timeout=60.0)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 2, output
+    assert "process policy" in output and "exited with code 2; stopping the others" in output
+    assert f"{missing}: checkpoint file not found" in output  # the policy's output goes to the screen
+
+
+def test_launch_files_wire_the_policy_into_each_graph() -> None:
+    sim = {node.name: node for node in load_launch(share_directory() / "launch" / "sim_state.launch.yaml").nodes}
+    assert list(sim) == ["hand_driver", "goal_manager", "policy", "recorder"]
+    assert sim["policy"].parameters == {
+        "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/policy_z.pt"}
+    assert sim["policy"].remappings == sim["goal_manager"].remappings == [("object/pose", "object/pose_true")]
+
+    real = {node.name: node for node in load_launch(
+        share_directory() / "launch" / "real.launch.yaml", {"checkpoint": "/ckpt.pt", "pose_topic": "/mocap/cube"}).nodes}
+    assert list(real) == ["hand_driver", "goal_manager", "policy", "recorder"]
+    assert real["hand_driver"].parameters == {"backend": "shadow", "start_enabled": False}
+    assert real["policy"].parameters == {"checkpoint": "/ckpt.pt", "ema_start": "measured"}
+    for name in ("goal_manager", "policy", "recorder"):
+        assert real[name].remappings == [("object/pose", "/mocap/cube")]
