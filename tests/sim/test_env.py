@@ -156,7 +156,8 @@ def test_thousand_random_steps_at_maximum_randomization_stay_finite_and_warning_
     assert observation["policy"].shape == (4, 22)
 
 
-def test_a_mujoco_warning_is_reported_and_ends_the_episode(caplog):
+def test_a_mujoco_warning_is_reported_and_ends_the_episode(caplog, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo appends its warnings to MUJOCO_LOG.TXT in the working directory
     batch = nominal_batch()
     batch.datas[0].qvel[batch.index.cube_dof] = 1e40  # unstable on purpose: MuJoCo resets the data
     with caplog.at_level(logging.WARNING, logger="sim.batch"):
