@@ -23,7 +23,8 @@ import gymnasium
 import numpy as np
 import torch
 
-from policies.cli import DEFAULT_CONFIG, parse_overrides
+from policies.cli import DEFAULT_CONFIG
+from sim.config_loading import parse_overrides
 from policies.config import EnvSection, TrainConfig, load_train_config
 from policies.runner import LocalBackend, Runner
 from policies.vec_env import VecEnv

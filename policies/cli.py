@@ -7,25 +7,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import yaml
 
 from policies.checkpoint import CheckpointError
-from sim.config_loading import ConfigError
+from sim.config_loading import ConfigError, parse_overrides
 
 DEFAULT_CONFIG = "config/train.yaml"
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """["runner.total_updates=10", ...] -> {"runner.total_updates": 10}; values read as YAML scalars."""
-    overrides = {}
-    for item in items:
-        key, separator, value = item.partition("=")
-        if not separator or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. runner.total_updates=100")
-        overrides[key] = yaml.safe_load(value)
-    return overrides
 
 
 def train(argv: list[str]) -> int:

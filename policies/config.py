@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.config_loading import ConfigError, bound, choice, from_mapping, load_config, to_mapping
+from sim.config_loading import ConfigError, bound, choice, flatten_mapping, from_mapping, load_config, to_mapping
 
 
 @dataclass(frozen=True)
@@ -130,19 +130,8 @@ def config_from_mapping(mapping: dict[str, Any], source: str = "<config>") -> Tr
     return validate(from_mapping(TrainConfig, mapping, source=source), source)
 
 
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys -> leaf values of a nested mapping."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def incompatible_keys(saved: TrainConfig, requested: TrainConfig) -> list[str]:
     """Dotted keys whose values differ and may not change on resume, as 'key: saved -> requested'."""
-    old, new = flatten(to_mapping(saved)), flatten(to_mapping(requested))
+    old, new = flatten_mapping(to_mapping(saved)), flatten_mapping(to_mapping(requested))
     return [f"{key}: {old[key]!r} -> {new[key]!r}" for key in sorted(old)
             if old[key] != new[key] and key not in RESUMABLE_KEYS]

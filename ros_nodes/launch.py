@@ -39,7 +39,7 @@ import yaml
 
 from ros_nodes.node_main import PARENT_PID_ENV, params_file_values
 from ros_nodes.transport.names import normalize_namespace
-from sim.config_loading import ConfigError
+from sim.config_loading import ConfigError, read_yaml
 
 PACKAGE = "inhand"
 # exec name (console script of setup.py) -> module with main(argv)
@@ -188,11 +188,9 @@ class _Loader:
         if path in self.files:
             raise LaunchError(f"{path}: included from itself (include cycle {' -> '.join(map(str, self.files))})")
         try:
-            content = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise LaunchError(f"launch file {path} not found") from None
-        except yaml.YAMLError as error:
-            raise LaunchError(f"{path}: not valid YAML: {error}") from None
+            content = read_yaml(path, "launch file")
+        except ConfigError as error:
+            raise LaunchError(str(error)) from None
         if not isinstance(content, dict) or set(content) != {"launch"}:
             raise LaunchError(f"{path}: a YAML launch file is one mapping with the single key 'launch' (a list)")
         self.files.append(path)

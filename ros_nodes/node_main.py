@@ -20,7 +20,7 @@ import yaml
 
 from ros_nodes.transport import Node, create_node
 from ros_nodes.transport.names import normalize_namespace, parse_remapping
-from sim.config_loading import ConfigError, from_mapping, load_config, to_mapping
+from sim.config_loading import ConfigError, flatten_mapping, from_mapping, load_config, read_yaml, to_mapping
 from sim.paths import data_path
 
 T = TypeVar("T")
@@ -86,25 +86,10 @@ def parse_ros_args(argv: list[str]) -> tuple[RosArgs, list[str]]:
     return ros, rest
 
 
-def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def params_file_values(path: str | Path, node_name: str, namespace: str) -> dict[str, Any]:
     """The parameters a ROS 2 params file gives node `node_name` in `namespace` (wildcard first, then by name)."""
     path = Path(path)
-    try:
-        content = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: params file not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    content = read_yaml(path, "params file")
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: a params file maps node names to {{ros__parameters: ...}}")
     namespace = normalize_namespace(namespace)
@@ -116,7 +101,7 @@ def params_file_values(path: str | Path, node_name: str, namespace: str) -> dict
             continue
         if not isinstance(section, dict) or "ros__parameters" not in section:
             raise ConfigError(f"{path}: section {key!r} must hold a 'ros__parameters' mapping")
-        values.update(_flatten(section["ros__parameters"] or {}))
+        values.update(flatten_mapping(section["ros__parameters"] or {}))
     return values
 
 

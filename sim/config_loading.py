@@ -33,15 +33,43 @@ def choice(*options: str) -> dict[str, Any]:
     return {"choice": options}
 
 
+def read_yaml(path: str | Path, kind: str = "config file") -> Any:
+    """The parsed content of a YAML file; a missing or malformed file is a ConfigError naming it."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {kind} not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Command-line ["ppo.clip=0.1", ...] -> {"ppo.clip": 0.1}; values read as YAML, so 3, true, [1, 2] keep types."""
+    overrides = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. ppo.clip=0.1")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def flatten_mapping(mapping: dict[str, Any], prefix: str = "", separator: str = ".") -> dict[str, Any]:
+    """Dotted keys -> leaf values of a nested mapping."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(flatten_mapping(value, f"{prefix}{key}{separator}", separator))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def load_config(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
     """Load YAML at `path` into the frozen dataclass `cls`; `overrides` maps dotted keys to values."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    raw = read_yaml(path)
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")

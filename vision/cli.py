@@ -6,30 +6,17 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 
-from sim.config_loading import ConfigError
+from sim.config_loading import ConfigError, parse_overrides
 from vision.config import VisionConfig, load_vision_config
 from vision.dataset import DatasetError
 from vision.inference import CheckpointError
 
 
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    """Parse --set KEY=VALUE pairs (VALUE read as YAML, so 3, 0.5, true, [1, 2] keep their types)."""
-    overrides = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise ConfigError(f"--set expects KEY=VALUE (e.g. train.steps=500), got {pair!r}")
-        overrides[key] = yaml.safe_load(value)
-    return overrides
-
-
 def _config(arguments: argparse.Namespace) -> VisionConfig:
-    return load_vision_config(arguments.config, _overrides(arguments.set))
+    return load_vision_config(arguments.config, parse_overrides(arguments.set))
 
 
 def _render(arguments: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from sim.atomic import atomic_write
-from sim.config_loading import to_mapping
+from sim.config_loading import flatten_mapping, to_mapping
 from vision.config import AugmentationConfig, VisionConfig
 from vision.dataset import PoseDataset, load_shard, shard_grouped_batches, validation_mask
 from vision.evaluate import error_metrics, predict_dataset
@@ -98,22 +98,15 @@ class _MetricsLog:
     def write(self, split: str, step: int, values: dict[str, Any]) -> None:
         self.file.write(json.dumps({"split": split, "step": step, **values}) + "\n")
         self.file.flush()
-        for name, value in _flatten(values).items():
-            self.board.add_scalar(f"{split}/{name}", value, step)
+        for name, value in flatten_mapping(values, separator="/").items():
+            if isinstance(value, (int, float)):
+                self.board.add_scalar(f"{split}/{name}", float(value), step)
 
     def close(self) -> None:
         self.file.close()
         self.board.close()
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    flat: dict[str, float] = {}
-    for name, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{name}/"))
-        elif isinstance(value, (int, float)):
-            flat[prefix + name] = float(value)
-    return flat
 
 
 def train(
