@@ -129,26 +129,37 @@ def _raw_steps(steps: int) -> float:
     return time.perf_counter() - begin
 
 
-def machine_process_scaling(steps: int) -> float:
+def machine_process_scaling(steps: int, rounds: int) -> float:
     """Throughput of plain mj_step in 2 processes over 1: the ceiling this machine puts on any 2-worker speedup."""
+    one = two = 0.0
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         pool.map(_raw_steps, [10, 10])
-        one = pool.map(_raw_steps, [steps])[0]
-        two = max(pool.map(_raw_steps, [steps, steps]))
+        for _ in range(rounds):
+            one += pool.map(_raw_steps, [steps])[0]
+            two += max(pool.map(_raw_steps, [steps, steps]))
     return 2.0 * one / two
 
 
-def vec_throughput(config: EnvConfig, num_envs: int, workers: int, steps: int, seed: int) -> float:
-    """Env steps per second of a vec env with `workers` processes (0 = in this process)."""
-    with make_vec_env(config, num_envs, workers, seed) as env:
-        env.reset(seed)
-        rng = np.random.default_rng(seed)
-        actions = rng.integers(0, config.task.action_bins, (steps, num_envs, 20))
-        env.step(actions[0])
-        begin = time.perf_counter()
-        for action in actions[1:]:
-            env.step(action)
-        return (steps - 1) * num_envs / (time.perf_counter() - begin)
+def vec_throughputs(config: EnvConfig, num_envs: int, steps: int, rounds: int, seed: int) -> dict[int, float]:
+    """Env steps per second in this process (0) and with 2 worker processes, timed in alternating rounds."""
+    envs = {workers: make_vec_env(config, num_envs, workers, seed) for workers in (0, 2)}
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, config.task.action_bins, (steps, num_envs, 20))
+    seconds = dict.fromkeys(envs, 0.0)
+    try:
+        for env in envs.values():
+            env.reset(seed)
+            env.step(actions[0])
+        for _ in range(rounds):
+            for workers, env in envs.items():
+                begin = time.perf_counter()
+                for action in actions:
+                    env.step(action)
+                seconds[workers] += time.perf_counter() - begin
+    finally:
+        for env in envs.values():
+            env.close()
+    return {workers: rounds * steps * num_envs / elapsed for workers, elapsed in seconds.items()}
 
 
 def render_ms_per_camera(size: int, repeats: int, seed: int) -> float:
@@ -192,8 +203,8 @@ def measure(config: EnvConfig, num_envs: int, rounds: int, steps: int, seed: int
 
     randomized_physics_s = totals["randomized"][1] / totals["randomized"][2]
     control_dt = config.task.physics_timestep * config.task.substeps
-    one_process = vec_throughput(config, vec_envs, 0, steps, seed)
-    two_workers = vec_throughput(config, vec_envs, 2, steps, seed)
+    vec = vec_throughputs(config, vec_envs, steps, rounds, seed)
+    one_process, two_workers = vec[0], vec[2]
     return {
         "num_envs_per_batch": num_envs,
         "physics_timestep_s": config.task.physics_timestep,
@@ -212,7 +223,7 @@ def measure(config: EnvConfig, num_envs: int, rounds: int, steps: int, seed: int
         "vec_steps_per_s_1_process": one_process,
         "vec_steps_per_s_2_workers": two_workers,
         "vec_speedup_2_workers": two_workers / one_process,
-        "machine_2_process_scaling_raw_mj_step": machine_process_scaling(steps * 5),
+        "machine_2_process_scaling_raw_mj_step": machine_process_scaling(steps * 10, rounds),
         "render_ms_per_camera_200x200": render_ms_per_camera(200, 30, seed),
         "mujoco_gl": os.environ.get("MUJOCO_GL", ""),
         "mujoco_version": mujoco.__version__,
@@ -225,7 +236,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="inhand bench sim", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="env YAML (default config/env.yaml)")
     parser.add_argument("--num-envs", type=int, default=32, help="envs per batch for the overhead figures")
-    parser.add_argument("--vec-envs", type=int, default=16, help="envs for the 1-process vs 2-worker figures")
+    parser.add_argument("--vec-envs", type=int, default=32, help="envs for the 1-process vs 2-worker figures (split evenly)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=100, help="control steps per round")
     parser.add_argument("--seed", type=int, default=0)

@@ -99,9 +99,23 @@ def postprocess(images: np.ndarray, rng: np.random.Generator, config: VisualRand
 class CameraRig:
     """Renders the named cameras of a model into RGB arrays."""
 
-    def __init__(self, model: mujoco.MjModel, height: int, width: int, cameras: tuple[str, ...] = CAMERA_NAMES):
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        height: int,
+        width: int,
+        cameras: tuple[str, ...] = CAMERA_NAMES,
+        multisamples: int = 0,
+    ):
         self.cameras = cameras
-        self.renderer = mujoco.Renderer(model, height, width)
+        # multisample anti-aliasing costs a third of a CPU (llvmpipe) render; the pose estimator downsamples its
+        # inputs anyway. Videos for people use mujoco.Renderer directly, with the model's default of 4.
+        default_samples = model.vis.quality.offsamples
+        model.vis.quality.offsamples = multisamples
+        try:
+            self.renderer = mujoco.Renderer(model, height, width)
+        finally:
+            model.vis.quality.offsamples = default_samples
         self.options = mujoco.MjvOption()
         self.options.geomgroup[GOAL_GEOM_GROUP] = 0
 
