@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-successes", type=int, default=10,
                         help="a trial ends after this many consecutive successes (default 10; Dactyl: 50)")
     parser.add_argument("--trial-timeout", type=float, default=15.0,
-                        help="a trial ends after this many simulated seconds without a success (default 15; Dactyl: 80)")
+                        help="a trial ends after this many sim seconds without a success (default 15; Dactyl: 80)")
     parser.add_argument("--max-seconds", type=float, default=120.0,
-                        help="wall-clock limit of the run; the trial then running is reported as 'stopped' (default 120)")
+                        help="wall-clock limit of the run; a trial still running is reported as 'stopped' (default 120)")
     parser.add_argument("--camera-size", type=int, default=96, help="camera images are N x N (default 96)")
     parser.add_argument("--policy-checkpoint", type=Path, default=None,
                         help=f"policy (default: the shipped {POLICY_CHECKPOINT})")

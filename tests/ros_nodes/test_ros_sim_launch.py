@@ -11,9 +11,16 @@ import numpy as np
 
 from ros_nodes import msgs
 from ros_nodes.bag import BagReader
-from ros_nodes.bench_system import launch_system, stop_system, write_untrained_checkpoint, write_untrained_pose_checkpoint
+from ros_nodes.bench_system import (
+    launch_system,
+    stop_system,
+    write_untrained_checkpoint,
+    write_untrained_pose_checkpoint,
+)
+from ros_nodes.hand_driver import quaternion_array
 from ros_nodes.launch import load_launch, share_directory
 from ros_nodes.transport import create_node
+from sim import rotations
 
 STEPS = 100
 CAMERAS = ("left", "front", "right")
@@ -63,8 +70,8 @@ def test_sim_launch_runs_the_pose_estimator_in_the_loop_and_stops_on_ctrl_c(tmp_
     # the estimate is the network's, not the sim's truth: the untrained network's orientations are arbitrary
     shared = sorted(set(estimated) & set(true))
     assert len(shared) >= STEPS
-    angles = [2 * np.arccos(min(1.0, abs(sum(getattr(estimated[s].pose.orientation, k) * getattr(true[s].pose.orientation, k)
-                                             for k in "xyzw")))) for s in shared]
+    angles = rotations.angle_between(np.stack([quaternion_array(estimated[s].pose.orientation) for s in shared]),
+                                     np.stack([quaternion_array(true[s].pose.orientation) for s in shared]))
     assert np.median(angles) > 0.05
     # the policy acted on those estimates: one command per state, for most of the steps
     assert len(set(commands)) == len(commands) and set(commands) <= set(estimated)
