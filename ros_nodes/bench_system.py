@@ -52,6 +52,39 @@ def write_untrained_checkpoint(path: str | Path, dense_size: int = 256, lstm_siz
     return checkpoint.save(path, "inference", inference_payload(actor, config))
 
 
+def resting_cube_position(seed: int = 0) -> np.ndarray:
+    """Where the cube lies on the palm (3,) m, world frame, after a reset of the nominal (unrandomized) sim."""
+    from sim.batch import ReorientBatch
+    from sim.config import load_env_config
+
+    batch = ReorientBatch(load_env_config().with_options(randomize=False), 1, seed=seed, autoreset=False)
+    batch.reset(seed)
+    return batch.qpos[0, batch.index.cube_qpos : batch.index.cube_qpos + 3].copy()
+
+
+def write_untrained_pose_checkpoint(path: str | Path, input_size: int = 48, seed: int = 0,
+                                    position_scale_m: float = 0.002) -> Path:
+    """A pose-estimator checkpoint (as `inhand vision train` writes model.pt) of a small, freshly initialized
+    network whose positions stay within a few position_scale_m of the cube resting on the palm, so the goal manager
+    sees a cube in the hand and runs trials; its orientations are arbitrary."""
+    import torch
+
+    from sim.config_loading import to_mapping
+    from vision.config import ModelConfig, VisionConfig
+    from vision.model import PoseNet
+    from vision.train import atomic_torch_save
+
+    config = ModelConfig(input_size=input_size, stem_channels=(8, 8), stage_channels=(8, 8, 16, 16), hidden_size=32)
+    torch.manual_seed(seed)
+    model = PoseNet(config)
+    model.set_position_normalization(torch.as_tensor(resting_cube_position(seed)), torch.full((3,), position_scale_m))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save({"kind": "inference", "model": model.eval().state_dict(),
+                       "config": to_mapping(VisionConfig(model=config)), "step": 0}, path)
+    return path
+
+
 def _percentiles(values_ms: list[float]) -> dict[str, float | None]:
     array = np.asarray(values_ms, dtype=np.float64)
     return {name: round(float(np.percentile(array, q)), 3) if array.size else None
@@ -59,13 +92,14 @@ def _percentiles(values_ms: list[float]) -> dict[str, float | None]:
 
 
 def launch_system(checkpoint: Path, bag: Path, log_dir: Path, domain_id: int, camera_size: int,
-                  extra: list[str] | None = None) -> subprocess.Popen[str]:
-    """`inhand launch launch/sim_state.launch.yaml` as a child process on DDS domain `domain_id`."""
+                  extra: list[str] | None = None,
+                  launch_file: str = "launch/sim_state.launch.yaml") -> subprocess.Popen[str]:
+    """`inhand launch LAUNCH_FILE` (sim_state by default) as a child process on DDS domain `domain_id`."""
     root = Path(__file__).resolve().parent.parent
     environment = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"),
                        PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen(
-        [sys.executable, "-m", "ros_nodes.launch", str(data_path("launch/sim_state.launch.yaml")),
+        [sys.executable, "-m", "ros_nodes.launch", str(data_path(launch_file)),
          f"checkpoint:={checkpoint}", f"bag:={bag}", f"camera_size:={camera_size}", *(extra or []),
          "--log-dir", str(log_dir)],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

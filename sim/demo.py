@@ -1,7 +1,8 @@
-"""`inhand demo` / `make demo`: one fully randomized episode of the simulated hand, written as MP4 + PNG.
+"""`inhand demo --episode`: one fully randomized episode of the simulated hand, written as MP4 + PNG.
 
-Until a trained policy ships, the hand follows a scripted policy: small random nudges of every joint
-target around its current position, which keeps the cube on the palm for most of the episode.
+The hand follows a scripted policy: small random nudges of every joint target around its current position, which
+keeps the cube on the palm for most of the episode; no checkpoint is needed. Plain `inhand demo` (`make demo`) runs
+the whole ROS system with the shipped checkpoints instead: see ros_nodes.demo.
 """
 from __future__ import annotations
 
@@ -53,8 +54,15 @@ def run_episode(config: str | None, camera: str, size: int, seed: int, max_steps
 
 
 def main(argv: list[str]) -> int:
-    """Run the demo episode and print where its video and frame were written."""
-    parser = argparse.ArgumentParser(prog="inhand demo", description=__doc__.splitlines()[0])
+    """`inhand demo --episode ...`: run the demo episode, print where its video and frame were written; without
+    --episode, the system demo of ros_nodes.demo."""
+    if "--episode" not in argv:
+        # `inhand demo` is registered here; the system demo lives with the ROS nodes, which sim must not import eagerly
+        from ros_nodes.demo import main as system_main
+
+        return system_main(argv)
+    argv = [arg for arg in argv if arg != "--episode"]
+    parser = argparse.ArgumentParser(prog="inhand demo --episode", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/demo", help="folder for demo.mp4 and demo.png")
     parser.add_argument("--config", default=None, help="env YAML (default config/env.yaml)")
     parser.add_argument("--camera", default="front", choices=("left", "front", "right", "overview"))

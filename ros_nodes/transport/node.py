@@ -293,6 +293,8 @@ class LoopNode(Node):
         self._subscriptions: list[Subscription] = []
         self._shutdown = threading.Event()
         self._spin_lock = threading.Lock()
+        self._spinning_thread: int | None = None  # the thread inside spin_once, if any
+        self._closed = False
         self.clock = NodeClock(bool(self.declare_parameter("use_sim_time", False)))
 
     def _start_clock(self) -> None:
@@ -338,18 +340,28 @@ class LoopNode(Node):
         if self.is_shutdown:
             return 0
         with self._spin_lock:
-            timeout_s = max(0.0, timeout_s)
-            wall_timers = [t for t in self._timers if not t.cancelled] if not self.clock.use_sim_time else []
-            if wall_timers:
-                timeout_s = min(timeout_s, max(0.0, min(t.due_in_ns() for t in wall_timers) / 1e9))
-            ran = 0
-            for subscription, data in self._wait_for_data(timeout_s):
-                subscription.deliver(data)
-                ran += 1
-            for timer in list(self._timers):
-                ran += timer.fire_if_due()
-            self._timers = [t for t in self._timers if not t.cancelled]
-            return ran
+            self._spinning_thread = threading.get_ident()
+            try:
+                timeout_s = max(0.0, timeout_s)
+                wall_timers = [t for t in self._timers if not t.cancelled] if not self.clock.use_sim_time else []
+                if wall_timers:
+                    timeout_s = min(timeout_s, max(0.0, min(t.due_in_ns() for t in wall_timers) / 1e9))
+                ran = 0
+                for subscription, data in self._wait_for_data(timeout_s):
+                    if self.is_shutdown:
+                        break
+                    subscription.deliver(data)
+                    ran += 1
+                for timer in list(self._timers):
+                    if self.is_shutdown:
+                        break
+                    ran += timer.fire_if_due()
+                self._timers = [t for t in self._timers if not t.cancelled]
+                return ran
+            finally:
+                self._spinning_thread = None
+                if self.is_shutdown:  # a callback shut the node down: close now that no callback runs
+                    self._close_once()
 
     @property
     def is_shutdown(self) -> bool:
@@ -360,7 +372,14 @@ class LoopNode(Node):
             return
         self._shutdown.set()
         self._wake()
+        if self._spinning_thread == threading.get_ident():
+            return  # called from one of this node's callbacks: spin_once closes the node when it returns
         with self._spin_lock:
+            self._close_once()
+
+    def _close_once(self) -> None:
+        if not self._closed:
+            self._closed = True
             self._close()
 
     def _check_alive(self) -> None:

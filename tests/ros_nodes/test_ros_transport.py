@@ -183,6 +183,21 @@ def test_shutdown_wakes_spin_and_context_manager() -> None:
     assert not thread.is_alive() and node.is_shutdown
 
 
+@pytest.mark.parametrize("backend", ["inproc", "dds"])
+def test_a_callback_may_shut_its_own_node_down(backend: str) -> None:
+    """The goal manager ends its run from its timer: spin returns and the node closes, no deadlock."""
+    import threading
+
+    node = create_node("finisher", backend=backend, domain_id=next(_domains) % 200 + 20)
+    fired: list[int] = []
+    node.create_timer(0.02, lambda: (fired.append(1), node.shutdown()))
+    thread = threading.Thread(target=node.spin, daemon=True)
+    thread.start()
+    thread.join(timeout=3.0)
+    assert not thread.is_alive() and node.is_shutdown and fired == [1]
+    node.shutdown()  # a second call from elsewhere is harmless
+
+
 def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INHAND_TRANSPORT", "inproc")
     assert default_backend() == "inproc"
