@@ -65,6 +65,7 @@ setup(
             "goal_manager = ros_nodes.goal_manager:main",
             "recorder = ros_nodes.recorder:main",
             "policy = ros_nodes.policy:main",
+            "pose_estimator = ros_nodes.pose_estimator:main",
         ],
     },
 )

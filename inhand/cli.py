@@ -10,7 +10,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 # subcommand -> (module, function, one-line help); the function takes the remaining argv.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("sim.demo", "main", "run the main job on the simulated hand and write a video and a frame"),
+    "demo": ("ros_nodes.demo", "main", "the main job: the sim system with the shipped checkpoints, a bag and its replay"),
     "train": ("policies.cli", "train", "train or resume the LSTM PPO policy"),
     "eval": ("policies.cli", "eval", "evaluate a policy checkpoint; prints JSON"),
     "export": ("policies.cli", "export", "inference-only policy.pt + stateful policy.onnx"),

@@ -54,13 +54,7 @@ def run_episode(config: str | None, camera: str, size: int, seed: int, max_steps
 
 
 def main(argv: list[str]) -> int:
-    """`inhand demo --episode ...`: run the demo episode, print where its video and frame were written; without
-    --episode, the system demo of ros_nodes.demo."""
-    if "--episode" not in argv:
-        # `inhand demo` is registered here; the system demo lives with the ROS nodes, which sim must not import eagerly
-        from ros_nodes.demo import main as system_main
-
-        return system_main(argv)
+    """`inhand demo --episode ...`: run the demo episode, print where its video and frame were written."""
     argv = [arg for arg in argv if arg != "--episode"]
     parser = argparse.ArgumentParser(prog="inhand demo --episode", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/demo", help="folder for demo.mp4 and demo.png")
