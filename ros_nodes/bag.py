@@ -212,7 +212,7 @@ class BagReader:
         if not (self.path / "metadata.yaml").exists():
             raise BagError(
                 f"bag {self.path} has no metadata.yaml: its writer did not close it (killed?). "
-                f"ros_nodes.bag.repair_bag({str(self.path)!r}) rebuilds it from the data on disk"
+                f"`inhand replay {self.path} --repair` rebuilds it from the data on disk"
             )
         self._reader = Reader(self.path)
         try:
@@ -220,7 +220,7 @@ class BagReader:
         except (ReaderError, OSError, ValueError) as error:
             raise BagError(
                 f"cannot open bag {self.path}: {error} The MCAP file is truncated or was not closed; "
-                f"ros_nodes.bag.repair_bag({str(self.path)!r}) keeps every complete message"
+                f"`inhand replay {self.path} --repair` keeps every complete message"
             ) from None
 
     @property

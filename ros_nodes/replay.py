@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ros_nodes import msgs
-from ros_nodes.bag import BagError, BagReader
+from ros_nodes.bag import BagError, BagReader, repair_bag
 from ros_nodes.hand_driver import DriverConfig, quaternion_array
 from ros_nodes.joint_map import JointMap
 from ros_nodes.recorder import BEST_EFFORT_TYPES
@@ -313,9 +313,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1.0, help="--publish speed factor (default 1)")
     parser.add_argument("--topics", nargs="+", default=None, help="--publish only these topics")
     parser.add_argument("--delay", type=float, default=1.0, help="--publish: seconds for discovery first (default 1)")
+    parser.add_argument("--repair", action="store_true",
+                        help="first rebuild a bag whose recorder was killed (keeps every complete message)")
     args = parser.parse_args(argv)
-    if not (args.video or args.resim or args.publish):
-        parser.error("choose at least one of --video OUT.mp4, --resim OUT.png, --publish")
+    if not (args.video or args.resim or args.publish or args.repair):
+        parser.error("choose at least one of --video OUT.mp4, --resim OUT.png, --publish, --repair")
+    if args.repair:
+        try:
+            report = repair_bag(args.bag)
+        except BagError as error:
+            print(f"inhand replay: {error}", file=sys.stderr)
+            return 2
+        print(json.dumps({"bag": str(args.bag), "repaired": report.repaired, "messages": report.message_count,
+                          "dropped_bytes": report.dropped_bytes}), file=sys.stderr)
     if args.size < 16 or args.fps <= 0 or args.rate <= 0:
         parser.error("--size must be >= 16, --fps and --rate > 0")
     try:

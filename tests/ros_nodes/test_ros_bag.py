@@ -127,7 +127,7 @@ def test_truncated_bag_is_reported_then_repaired(tmp_path: Path) -> None:
     mcap_file = path / "episode.mcap"
     data = mcap_file.read_bytes()
     mcap_file.write_bytes(data[: len(data) // 2])
-    with pytest.raises(BagError, match="truncated or was not closed; ros_nodes.bag.repair_bag"):
+    with pytest.raises(BagError, match="truncated or was not closed; `inhand replay .* --repair`"):
         BagReader(path)
     report = repair_bag(path)
     assert report.repaired and 0 < report.dropped_bytes < 2000

@@ -109,7 +109,15 @@ def test_truncated_and_unsuitable_bags_get_clear_messages(
     mcap = next(killed.glob("*.mcap"))
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
     assert main([str(killed), "--video", str(tmp_path / "x.mp4")]) == 2
-    assert "repair_bag" in capsys.readouterr().err
+    assert f"inhand replay {killed} --repair" in capsys.readouterr().err
+    # a recorder killed between flushes leaves its chunks but no metadata.yaml: --repair, then the replay runs
+    unclosed = tmp_path / "unclosed"
+    shutil.copytree(recorded_bag, unclosed)
+    (unclosed / "metadata.yaml").unlink()
+    assert main([str(unclosed), "--repair", "--video", str(tmp_path / "killed.mp4")]) == 0
+    repaired = json.loads(capsys.readouterr().err.splitlines()[0])
+    assert repaired["repaired"] and repaired["messages"] > 0
+    assert (tmp_path / "killed.mp4").stat().st_size > 1000
 
     other = tmp_path / "other"
     with BagWriter(other) as writer:
