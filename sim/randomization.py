@@ -11,7 +11,12 @@ import mujoco
 import numpy as np
 
 from sim.config import PhysicsRandomization
-from sim.scene import SceneIndex
+from sim.scene import SceneIndex, copy_arrays, write_arrays
+
+# model arrays that physics randomization rewrites whole; the cube's geometry and opt are handled one by one
+RANDOMIZED_ARRAYS = (
+    "body_mass", "body_inertia", "geom_friction", "dof_damping", "actuator_gainprm", "actuator_biasprm", "jnt_range",
+)
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,7 @@ def capture_nominal(model: mujoco.MjModel, index: SceneIndex) -> NominalPhysics:
     """Snapshot the nominal physics of a freshly compiled model."""
     hand_joints = np.array([model.joint(name).id for name in index.hand_joint_names])
     return NominalPhysics(
-        body_mass=model.body_mass.copy(),
-        body_inertia=model.body_inertia.copy(),
-        geom_friction=model.geom_friction.copy(),
-        dof_damping=model.dof_damping.copy(),
-        actuator_gainprm=model.actuator_gainprm.copy(),
-        actuator_biasprm=model.actuator_biasprm.copy(),
-        jnt_range=model.jnt_range.copy(),
+        **copy_arrays(model, RANDOMIZED_ARRAYS),
         gravity=model.opt.gravity.copy(),
         timestep=float(model.opt.timestep),
         cube_size=model.geom_size[index.cube_geom].copy(),
@@ -63,13 +62,7 @@ def capture_nominal(model: mujoco.MjModel, index: SceneIndex) -> NominalPhysics:
 
 def restore_nominal(model: mujoco.MjModel, nominal: NominalPhysics) -> None:
     """Write the nominal physics back into `model`."""
-    model.body_mass[:] = nominal.body_mass
-    model.body_inertia[:] = nominal.body_inertia
-    model.geom_friction[:] = nominal.geom_friction
-    model.dof_damping[:] = nominal.dof_damping
-    model.actuator_gainprm[:] = nominal.actuator_gainprm
-    model.actuator_biasprm[:] = nominal.actuator_biasprm
-    model.jnt_range[:] = nominal.jnt_range
+    write_arrays(model, nominal, RANDOMIZED_ARRAYS)
     model.opt.gravity[:] = nominal.gravity
     model.opt.timestep = nominal.timestep
     model.geom_size[nominal.cube_geom] = nominal.cube_size

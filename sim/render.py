@@ -12,7 +12,7 @@ import numpy as np
 
 from sim import rotations
 from sim.config import EnvConfig, VisualRandomization
-from sim.scene import CAMERA_NAMES
+from sim.scene import CAMERA_NAMES, copy_arrays, write_arrays
 
 GOAL_GEOM_GROUP = 2  # the goal marker, hidden from the cameras the pose estimator sees
 OFF_RENDER_FLAGS = (mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_SKYBOX)
@@ -35,32 +35,17 @@ class NominalVisuals:
     @classmethod
     def capture(cls, model: mujoco.MjModel) -> NominalVisuals:
         """Snapshot the visual parameters of a freshly compiled model."""
-        return cls(
-            cam_pos=model.cam_pos.copy(),
-            cam_quat=model.cam_quat.copy(),
-            cam_fovy=model.cam_fovy.copy(),
-            light_active=model.light_active.copy(),
-            light_pos=model.light_pos.copy(),
-            light_diffuse=model.light_diffuse.copy(),
-            mat_rgba=model.mat_rgba.copy(),
-            mat_specular=model.mat_specular.copy(),
-            mat_shininess=model.mat_shininess.copy(),
-        )
+        return cls(**copy_arrays(model, VISUAL_ARRAYS))
+
+
+VISUAL_ARRAYS = tuple(NominalVisuals.__dataclass_fields__)
 
 
 def randomize_visuals(
     model: mujoco.MjModel, nominal: NominalVisuals, rng: np.random.Generator, config: VisualRandomization
 ) -> None:
     """Write one sample's cameras, lights and materials into `model`, drawn around `nominal`."""
-    model.cam_pos[:] = nominal.cam_pos
-    model.cam_quat[:] = nominal.cam_quat
-    model.cam_fovy[:] = nominal.cam_fovy
-    model.light_active[:] = nominal.light_active
-    model.light_pos[:] = nominal.light_pos
-    model.light_diffuse[:] = nominal.light_diffuse
-    model.mat_rgba[:] = nominal.mat_rgba
-    model.mat_specular[:] = nominal.mat_specular
-    model.mat_shininess[:] = nominal.mat_shininess
+    write_arrays(model, nominal, VISUAL_ARRAYS)
     if not config.enabled:
         return
     n_cameras, n_lights, n_materials = model.ncam, model.nlight, model.nmat

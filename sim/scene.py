@@ -37,6 +37,17 @@ def load_model(timestep: float = 0.008) -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_string(scene_xml(timestep))
 
 
+def copy_arrays(model: mujoco.MjModel, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Copies of the named model arrays, e.g. {"body_mass": ...}, to be written back by write_arrays."""
+    return {name: getattr(model, name).copy() for name in names}
+
+
+def write_arrays(model: mujoco.MjModel, source: object, names: tuple[str, ...]) -> None:
+    """Write `source`'s attributes of the given names into the model arrays of the same names."""
+    for name in names:
+        getattr(model, name)[:] = getattr(source, name)
+
+
 @dataclass(frozen=True)
 class SceneIndex:
     """Addresses of the things the task reads and writes, resolved once per model."""
