@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.atomic import atomic_write
 from policies.inference import InferencePolicy
 from policies.vec_env import VecEnv, check_step
+from sim.media import write_video
 
 # video frame rate: the control rate (80 ms per step), so the video plays in real time
 VIDEO_FPS = 12.5
@@ -62,24 +62,5 @@ def evaluate(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0,
             counts[index] += 1
     summary = summarize(*(np.array(records[key]) for key in ("successes", "dropped", "timed_out", "lengths")))
     if video is not None:
-        summary["video"] = str(write_video(video, frames))
+        summary["video"] = str(write_video(video, frames, fps=VIDEO_FPS))
     return summary
-
-
-def write_video(path: str | Path, frames: list[np.ndarray]) -> Path:
-    """RGB frames (H, W, 3) uint8 -> MP4 at the control rate, written atomically."""
-    import cv2
-
-    if not frames:
-        raise ValueError("no frames to write")
-    height, width = frames[0].shape[:2]
-
-    def write(temp: Path) -> None:
-        writer = cv2.VideoWriter(str(temp), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, (width, height))
-        if not writer.isOpened():
-            raise RuntimeError(f"OpenCV cannot write an MP4 video to {temp}")
-        for frame in frames:
-            writer.write(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2BGR))
-        writer.release()
-
-    return atomic_write(path, write, suffix=".mp4")
