@@ -21,6 +21,9 @@ def train(argv: list[str]) -> int:
     parser.add_argument("--config", help=f"train YAML (default {DEFAULT_CONFIG}; on --resume: the run's own)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    parser.add_argument("--init", metavar="CHECKPOINT",
+                        help="start a new run from this checkpoint's weights (e.g. xyz from a z policy); "
+                             "counters and optimizer start fresh")
     parser.add_argument("--run-dir", metavar="DIR", help="run folder (default: runner.runs_dir/train-<time>)")
     parser.add_argument("--address", help="Ray cluster to join (ray backend; default: ray.address, else local)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -48,6 +51,11 @@ def train(argv: list[str]) -> int:
             if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                                   f"or choose another --run-dir")
+        init_from = None
+        if args.init:
+            if args.resume:
+                raise ConfigError("--init starts a new run and --resume continues one; give only one of them")
+            init_from = checkpoint.load(args.init)
         if args.backend == "ray":
             from policies.ray_backend import RayBackend
 
@@ -55,7 +63,8 @@ def train(argv: list[str]) -> int:
         else:
             backend = LocalBackend(config)
         try:
-            runner = Runner(config, backend, run_dir, resume_from=resume_from, progress=not args.no_progress)
+            runner = Runner(config, backend, run_dir, resume_from=resume_from, progress=not args.no_progress,
+                            init_from=init_from)
             summary = runner.train()
         finally:
             backend.close()

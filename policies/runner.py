@@ -131,7 +131,8 @@ class Runner:
     """Trains a PPO learner on a backend's rollouts; owns the run folder."""
 
     def __init__(self, config: TrainConfig, backend: Backend, run_dir: str | Path,
-                 resume_from: dict[str, Any] | None = None, progress: bool = True) -> None:
+                 resume_from: dict[str, Any] | None = None, progress: bool = True,
+                 init_from: dict[str, Any] | None = None) -> None:
         torch.set_num_threads(config.runner.torch_threads)
         self.config, self.backend, self.progress = config, backend, progress
         self.run_dir = Path(run_dir)
@@ -140,8 +141,12 @@ class Runner:
         self.train_seconds = 0.0
         self.seed_stream = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
         self.recent: deque[dict[str, float]] = deque(maxlen=config.runner.stats_window)
+        if resume_from is not None and init_from is not None:
+            raise CheckpointError("a run either resumes its own checkpoint or starts from another's weights, not both")
         if resume_from is not None:
             self._restore(resume_from)
+        if init_from is not None:
+            self._initialize(init_from)
         self.backend.attach(self.ppo)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_text = yaml.safe_dump(to_mapping(config), sort_keys=False)
@@ -263,6 +268,19 @@ class Runner:
         torch.set_rng_state(content["rng"]["torch"])
         self.ppo.rng.bit_generator.state = content["rng"]["minibatch"]
         self.seed_stream.bit_generator.state = content["rng"]["env_seeds"]
+
+    def _initialize(self, content: dict[str, Any]) -> None:
+        """Start from another run's actor (and critic, when the checkpoint holds one); counters and optimizer start
+        fresh, so a policy trained on one goal mode can seed training on another."""
+        saved_spec = EnvSpec(**content["spec"])
+        if saved_spec != self.backend.spec:
+            raise CheckpointError(f"initial weights were trained on env {saved_spec}, this env is {self.backend.spec}")
+        networks = [("actor", self.ppo.actor)] + ([("critic", self.ppo.critic)] if "critic" in content else [])
+        for name, network in networks:
+            try:
+                network.load_state_dict(content[name])
+            except (RuntimeError, ValueError, KeyError) as error:
+                raise CheckpointError(f"initial {name} weights do not fit the configured model: {error}") from error
 
     def _install_stop_handlers(self) -> Any:
         """First SIGINT/SIGTERM: finish this update, checkpoint, stop. A second SIGINT interrupts at once."""

@@ -157,3 +157,31 @@ def test_bad_train_configs_are_refused_with_the_key(bad, message):
 
     with pytest.raises(ConfigError, match=message):
         memory_config(**bad)
+
+
+def test_init_starts_a_fresh_run_from_another_runs_weights(tmp_path, capsys):
+    source = run(memory_config(**{"runner.total_updates": 2, "runner.checkpoint_every": 2}), tmp_path / "source")
+    content = checkpoint.load(latest_checkpoint(tmp_path / "source"))
+    config = memory_config(**{"ppo.gamma": 0.9})
+    seeded = Runner(config, LocalBackend(config), tmp_path / "seeded", progress=False, init_from=content)
+    seeded.backend.close()
+    for name in ("actor", "critic"):
+        ours, theirs = getattr(seeded.ppo, name).state_dict(), getattr(source.ppo, name).state_dict()
+        assert all(ours[key].equal(theirs[key]) for key in theirs)
+    assert seeded.counters == {"update": 0, "env_steps": 0, "episodes": 0}
+    assert not seeded.ppo.optimizer.state_dict()["state"]
+
+    inference = tmp_path / "policy.pt"
+    assert export([str(latest_checkpoint(tmp_path / "source")), "--out-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    actor_only = checkpoint.load(inference)
+    fresh = Runner(config, LocalBackend(config), tmp_path / "fresh", progress=False, init_from=actor_only)
+    fresh.backend.close()
+    assert all(fresh.ppo.actor.state_dict()[key].equal(value) for key, value in actor_only["actor"].items())
+
+    config_path = write_config(tmp_path / "wide.yaml", **{"model.lstm_size": 64, "runner.total_updates": 1})
+    assert train(["--config", str(config_path), "--init", str(inference), "--run-dir", str(tmp_path / "w"),
+                  "--no-progress"]) == 2
+    assert "initial actor weights do not fit the configured model" in capsys.readouterr().err
+    assert train(["--init", str(inference), "--resume", str(tmp_path / "source"), "--no-progress"]) == 2
+    assert "give only one of them" in capsys.readouterr().err
