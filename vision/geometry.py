@@ -22,9 +22,56 @@ def rotation_error_deg(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.degrees(rotations.angle_between(predicted, true))
 
 
+def quaternion_to_matrix(quaternion: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (N, 3, 3) of unit quaternions (N, 4) w-x-y-z; q and -q give the same matrix."""
+    w, x, y, z = quaternion.unbind(-1)
+    rows = (
+        (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
+        (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
+        (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
+    )
+    return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
+
+
+def matrix_from_6d(columns: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (N, 3, 3) from two unnormalized 3-vectors (N, 6) by Gram-Schmidt (Zhou et al. 2019's
+    continuous representation): the first vector gives the first column, the second fixes the second."""
+    first = torch.nn.functional.normalize(columns[:, :3], dim=-1, eps=1e-8)
+    second = columns[:, 3:] - (first * columns[:, 3:]).sum(dim=-1, keepdim=True) * first
+    second = torch.nn.functional.normalize(second, dim=-1, eps=1e-8)
+    return torch.stack((first, second, torch.linalg.cross(first, second)), dim=-1)
+
+
+def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions (N, 4) w-x-y-z with w >= 0 of rotation matrices (N, 3, 3).
+
+    Each of the four textbook formulas divides by one of 4w, 4x, 4y, 4z; the one with the largest of those is
+    used, which keeps the division well conditioned for every rotation.
+    """
+    m = matrix
+    trace = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
+    squares = torch.stack((1 + trace, 1 + 2 * m[:, 0, 0] - trace, 1 + 2 * m[:, 1, 1] - trace,
+                           1 + 2 * m[:, 2, 2] - trace), dim=-1)
+    doubled = torch.sqrt(squares.clamp_min(1e-12))  # 2|w|, 2|x|, 2|y|, 2|z|
+    candidates = torch.stack(
+        (
+            torch.stack((squares[:, 0], m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]), -1),
+            torch.stack((m[:, 2, 1] - m[:, 1, 2], squares[:, 1], m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]), -1),
+            torch.stack((m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], squares[:, 2], m[:, 1, 2] + m[:, 2, 1]), -1),
+            torch.stack((m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], squares[:, 3]), -1),
+        ),
+        dim=1,
+    ) / (2 * doubled).unsqueeze(-1)
+    best = torch.argmax(squares, dim=-1)
+    quaternion = torch.gather(candidates, 1, best[:, None, None].expand(-1, 1, 4)).squeeze(1)
+    quaternion = torch.nn.functional.normalize(quaternion, dim=-1)
+    return torch.where(quaternion[:, :1] < 0, -quaternion, quaternion)
+
+
 def orientation_loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Mean of 1 - |<q_pred, q_true>| over unit quaternions (N, 4): zero for equal orientations, sign invariant."""
-    return (1.0 - torch.abs(torch.sum(predicted * true, dim=-1))).mean()
+    """Mean of ||R_pred - R(q_true)||_F^2 / 4 = 1 - cos(angle) over predicted rotation matrices (N, 3, 3) and
+    true unit quaternions (N, 4): zero for equal orientations, 2 for opposite ones, the same for q and -q."""
+    return ((predicted - quaternion_to_matrix(true)) ** 2).sum(dim=(-2, -1)).mean() / 4.0
 
 
 def position_loss(predicted: torch.Tensor, true: torch.Tensor, unit_m: float) -> torch.Tensor:

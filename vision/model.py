@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from vision.config import ModelConfig
+from vision.geometry import matrix_from_6d, matrix_to_quaternion
 from vision.preprocess import normalize_pixels
 
 
@@ -93,8 +94,10 @@ class CameraTower(nn.Module):
 class PoseNet(nn.Module):
     """Images (N, cameras, H, W, 3), uint8 or preprocessed float -> position (N, 3) m, quaternion (N, 4) w-x-y-z.
 
-    Float input must come from vision.preprocess; uint8 input is normalized here the same way. The quaternion is
-    unit length with w >= 0. Positions are predicted around `position_center` in units of `position_scale`,
+    Float input must come from vision.preprocess; uint8 input is normalized here the same way. Orientation comes
+    out of the head as the continuous 6-D representation (two matrix columns) rather than table 12's quaternion,
+    because regressing quaternions directly trained to a near-constant guess here (98 deg median error); the
+    returned quaternion is converted from that matrix, unit length with w >= 0. Positions are predicted around `position_center` in units of `position_scale`,
     which training sets from the data so the head's outputs start near unit scale.
     """
 
@@ -105,7 +108,7 @@ class PoseNet(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(config.camera_count * self.tower.output_size, config.hidden_size),
             nn.ReLU(),
-            nn.Linear(config.hidden_size, 7),
+            nn.Linear(config.hidden_size, 3 + 6),
         )
         self.register_buffer("position_center", torch.zeros(3))
         self.register_buffer("position_scale", torch.ones(3))
@@ -119,6 +122,11 @@ class PoseNet(nn.Module):
         self.position_scale.copy_(scale)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        position, rotation = self.pose(images)
+        return position, matrix_to_quaternion(rotation)
+
+    def pose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images as in forward -> position (N, 3) m and rotation matrix (N, 3, 3), which the loss reads."""
         if images.dim() != 5 or images.shape[1] != self.config.camera_count or images.shape[-1] != 3:
             raise ValueError(
                 f"expected images shaped (N, {self.config.camera_count}, H, W, 3), got {tuple(images.shape)}"
@@ -129,10 +137,7 @@ class PoseNet(nn.Module):
         per_camera = images.reshape(batch * cameras, height, width, 3).permute(0, 3, 1, 2)
         keypoints = self.tower(per_camera).reshape(batch, cameras * self.tower.output_size)
         output = self.head(keypoints)
-        position = self.position_center + self.position_scale * output[:, :3]
-        quaternion = output[:, 3:] / torch.linalg.vector_norm(output[:, 3:], dim=-1, keepdim=True).clamp_min(1e-8)
-        quaternion = torch.where(quaternion[:, :1] < 0, -quaternion, quaternion)
-        return position, quaternion
+        return self.position_center + self.position_scale * output[:, :3], matrix_from_6d(output[:, 3:])
 
 
 def feature_map_size(config: ModelConfig) -> int:

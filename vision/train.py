@@ -56,9 +56,9 @@ def loss_terms(
     model: PoseNet, batch: dict[str, torch.Tensor], config: VisionConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its named parts for one batch of preprocessed (possibly augmented) images."""
-    position, quaternion = model(batch["images"])
+    position, rotation = model.pose(batch["images"])
     position_term = position_loss(position, batch["position"], config.train.position_loss_unit_m)
-    orientation_term = orientation_loss(quaternion, batch["quaternion"])
+    orientation_term = orientation_loss(rotation, batch["quaternion"])
     total = position_term + config.train.orientation_loss_weight * orientation_term
     parts = {"loss": total, "position_loss": position_term, "orientation_loss": orientation_term}
     return total, {name: float(value.detach()) for name, value in parts.items()}

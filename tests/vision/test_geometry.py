@@ -12,12 +12,16 @@ from vision.geometry import (
     cube_axes_points,
     extrinsics_from_mujoco,
     intrinsics_from_fovy,
+    matrix_from_6d,
+    matrix_to_quaternion,
     orientation_loss,
     position_error_mm,
     position_loss,
     project_points,
+    quaternion_to_matrix,
     rotation_error_deg,
 )
+from sim import rotations
 
 H = math.sqrt(0.5)
 IDENTITY = [1.0, 0.0, 0.0, 0.0]
@@ -46,15 +50,40 @@ def test_position_error_in_millimetres():
     np.testing.assert_allclose(errors, [10.0, 50.0])
 
 
-def test_orientation_loss_is_sign_invariant_and_zero_for_equal_orientations():
+def test_orientation_loss_is_sign_invariant_and_one_minus_cos_of_the_angle():
     generator = torch.Generator().manual_seed(0)
-    predicted = torch.nn.functional.normalize(torch.randn(16, 4, generator=generator), dim=-1)
+    predicted = quaternion_to_matrix(torch.nn.functional.normalize(torch.randn(16, 4, generator=generator), dim=-1))
     true = torch.nn.functional.normalize(torch.randn(16, 4, generator=generator), dim=-1)
     assert float(orientation_loss(predicted, true)) == pytest.approx(float(orientation_loss(predicted, -true)))
-    assert float(orientation_loss(-predicted, true)) == pytest.approx(float(orientation_loss(predicted, true)))
-    assert float(orientation_loss(true, -true)) == pytest.approx(0.0, abs=1e-6)
-    quarter_turn = torch.tensor([[H, 0.0, 0.0, H]])
-    assert float(orientation_loss(quarter_turn, torch.tensor([IDENTITY]))) == pytest.approx(1.0 - H, abs=1e-6)
+    identity = torch.eye(3)[None]
+    assert float(orientation_loss(identity, torch.tensor([[-1.0, 0.0, 0.0, 0.0]]))) == pytest.approx(0.0, abs=1e-6)
+    # 90 deg about z: 1 - cos 90 = 1; 60 deg: 1 - 1/2; a half turn: 2
+    assert float(orientation_loss(identity, torch.tensor([[H, 0.0, 0.0, H]]))) == pytest.approx(1.0, abs=1e-6)
+    sixty = torch.tensor([[math.cos(math.pi / 6), 0.0, 0.0, math.sin(math.pi / 6)]])
+    assert float(orientation_loss(identity, sixty)) == pytest.approx(0.5, abs=1e-6)
+    assert float(orientation_loss(identity, torch.tensor([[0.0, 1.0, 0.0, 0.0]]))) == pytest.approx(2.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("quaternion", [IDENTITY, [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0],
+                                        [0.0, H, H, 0.0], [H, 0.0, 0.0, H], [0.5, -0.5, 0.5, 0.5]])
+def test_quaternion_matrix_round_trip_on_hand_built_rotations_including_half_turns(quaternion):
+    matrix = quaternion_to_matrix(torch.tensor([quaternion]))
+    np.testing.assert_allclose(matrix[0].numpy(), rotations.to_matrix(np.array(quaternion)), atol=1e-6)
+    back = matrix_to_quaternion(matrix)[0].numpy()
+    assert back[0] >= 0.0
+    assert abs(float(np.dot(back, quaternion))) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_matrix_from_6d_is_gram_schmidt_on_the_two_columns():
+    columns = torch.tensor([[2.0, 0.0, 0.0, 1.0, 3.0, 0.0]])  # x stays x; y keeps only its part orthogonal to x
+    np.testing.assert_allclose(matrix_from_6d(columns)[0].numpy(), np.eye(3), atol=1e-6)
+    generator = torch.Generator().manual_seed(1)
+    matrices = matrix_from_6d(torch.randn(32, 6, generator=generator))
+    np.testing.assert_allclose((matrices.transpose(1, 2) @ matrices).numpy(), np.tile(np.eye(3), (32, 1, 1)),
+                               atol=1e-5)
+    np.testing.assert_allclose(torch.linalg.det(matrices).numpy(), np.ones(32), atol=1e-5)
+    back = quaternion_to_matrix(matrix_to_quaternion(matrices))
+    np.testing.assert_allclose(back.numpy(), matrices.numpy(), atol=1e-5)
 
 
 def test_position_loss_counts_squared_error_in_the_given_unit():
