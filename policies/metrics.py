@@ -8,17 +8,20 @@ from typing import Any
 
 from sim.atomic import atomic_write
 
-# (metric key, panel title) of the PNG, plotted against env_steps
+# (metric key, panel title, x axis) of the PNG; x is env steps or hours of training time (train_seconds)
 CURVES = (
-    ("recent_successes_mean", "consecutive successes (recent episodes)"),
-    ("recent_return_mean", "episode return (recent)"),
-    ("recent_drop_rate", "drop rate (recent)"),
-    ("policy_loss", "policy loss"),
-    ("value_loss", "value loss (normalized)"),
-    ("entropy", "entropy"),
-    ("approx_kl", "approx KL"),
-    ("samples_per_s", "samples / s"),
+    ("recent_successes_mean", "consecutive successes (recent episodes)", "env_steps"),
+    ("recent_successes_mean", "consecutive successes vs wall time", "train_seconds"),
+    ("recent_return_mean", "episode return (recent)", "env_steps"),
+    ("recent_drop_rate", "drop rate (recent)", "env_steps"),
+    ("policy_loss", "policy loss", "env_steps"),
+    ("value_loss", "value loss (normalized)", "env_steps"),
+    ("entropy", "entropy", "env_steps"),
+    ("approx_kl", "approx KL", "env_steps"),
+    ("samples_per_s", "samples / s", "env_steps"),
+    ("recent_length_mean", "episode length (recent, steps)", "env_steps"),
 )
+X_AXES = {"env_steps": ("env steps", 1.0), "train_seconds": ("training hours", 1.0 / 3600.0)}
 # keys of a metrics row that are not TensorBoard scalars
 NOT_SCALARS = ("update", "env_steps")
 
@@ -72,16 +75,17 @@ class MetricsLog:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        columns = 4
+        columns = 5
         figure = Figure(figsize=(4 * columns, 3 * math.ceil(len(CURVES) / columns)))
         FigureCanvasAgg(figure)
         axes = figure.subplots(math.ceil(len(CURVES) / columns), columns, squeeze=False)
-        for axis, (key, title) in zip(axes.flat, CURVES):
-            points = [(row["env_steps"], row[key]) for row in self.rows if row.get(key) is not None]
+        for axis, (key, title, x_key) in zip(axes.flat, CURVES):
+            label, scale = X_AXES[x_key]
+            points = [(row[x_key] * scale, row[key]) for row in self.rows if row.get(key) is not None]
             if points:
                 axis.plot(*zip(*points), linewidth=1.2)
             axis.set_title(title, fontsize=9)
-            axis.set_xlabel("env steps", fontsize=8)
+            axis.set_xlabel(label, fontsize=8)
             axis.tick_params(labelsize=7)
             axis.grid(alpha=0.3)
         figure.subplots_adjust(left=0.05, right=0.98, bottom=0.1, top=0.93, hspace=0.45, wspace=0.3)
