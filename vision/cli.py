@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     evaluate = add("eval", "position/rotation errors on a held-out dataset, JSON + PNG grid")
-    evaluate.add_argument("checkpoint", type=Path, nargs="?", default=None, help="pose-estimator checkpoint")
+    evaluate.add_argument("checkpoint", type=Path, nargs="?", default=None, metavar="CHECKPOINT",
+                          help="pose-estimator checkpoint (model.pt or a training checkpoint.pt)")
     evaluate.add_argument("--checkpoint", dest="checkpoint_option", type=Path, default=None, metavar="CHECKPOINT",
                           help="the checkpoint, as an option instead of the argument")
     evaluate.add_argument("--data", type=Path, required=True, help="held-out dataset folder (unseen seeds)")
