@@ -6,6 +6,7 @@ a child forked after its parent rendered with EGL hangs at its first render.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 import mujoco
 import numpy as np
@@ -132,19 +133,43 @@ def camera_parameters(model: mujoco.MjModel, data: mujoco.MjData, height: int, c
     }
 
 
+class RolloutPolicy(Protocol):
+    """What PoseSampleRenderer needs of a policy (policies.inference.InferencePolicy has it)."""
+
+    def reset(self, num_envs: int = 1) -> None:
+        """Zero the recurrent state for `num_envs` envs."""
+
+    def act(self, policy_obs: np.ndarray) -> np.ndarray:
+        """Policy observations (B, P) float32 -> the most likely actions (B, A)."""
+
+
 class PoseSampleRenderer:
     """Renders randomized three-camera samples of the cube on the palm, with its true pose, for vision/.
 
     Cube states: a reset (random orientation dropped on the palm) followed by 0..max_random_steps steps of
-    random actions, so the hand and cube are in poses the policy meets.
+    random actions, so the hand and cube are in poses the policy meets; or, with a policy, 0..max_policy_steps
+    steps of that policy's most likely actions on its own "policy" observations, so they are the poses it
+    actually produces. An episode that ends on the way is restarted, as in training.
     """
 
-    def __init__(self, config: EnvConfig, size: int, max_random_steps: int = 15):
+    def __init__(
+        self,
+        config: EnvConfig,
+        size: int,
+        max_random_steps: int = 15,
+        policy: RolloutPolicy | None = None,
+        max_policy_steps: int = 100,
+    ):
         from sim.batch import ReorientBatch
 
         self.config = config
         self.size = size
         self.max_random_steps = max_random_steps
+        self.policy = policy
+        # 100 control steps (8 s at 80 ms) is Dactyl's time-out for one goal: the rollout lengths then cover a
+        # policy's states from the drop onto the palm to the end of a whole goal attempt, its first rotations
+        # included, at about 1 ms of physics and network per step
+        self.max_policy_steps = max_policy_steps
         self.batch = ReorientBatch(config, 1, seed=0, autoreset=False)
         self.model, self.data = self.batch.models[0], self.batch.datas[0]
         self.nominal = NominalVisuals.capture(self.model)
@@ -154,30 +179,61 @@ class PoseSampleRenderer:
         """(images (3, H, W, 3) uint8, cube position (3,) m, quaternion (4,), camera parameters) for `seed`."""
         rng = np.random.default_rng(seed)
         batch = self.batch
-        batch.reset(int(rng.integers(2**63)))
-        for _ in range(int(rng.integers(0, self.max_random_steps + 1))):
-            result = batch.step(rng.integers(0, self.config.task.action_bins, (1, batch.n_actuators)))
-            if result.terminated[0] or result.truncated[0]:
-                batch.reset(int(rng.integers(2**63)))
+        if self.policy is None:
+            batch.reset(int(rng.integers(2**63)))
+            for _ in range(int(rng.integers(0, self.max_random_steps + 1))):
+                result = batch.step(rng.integers(0, self.config.task.action_bins, (1, batch.n_actuators)))
+                if result.terminated[0] or result.truncated[0]:
+                    batch.reset(int(rng.integers(2**63)))
+        else:
+            self._roll_policy(rng)
         randomize_visuals(self.model, self.nominal, rng, self.config.randomization.visual)
         mujoco.mj_forward(self.model, self.data)
         images = postprocess(self.rig.render(self.data), rng, self.config.randomization.visual)
         cube = batch.qpos[0, batch.index.cube_qpos : batch.index.cube_qpos + 7]
         return images, cube[:3].copy(), rotations.canonical(cube[3:]), camera_parameters(self.model, self.data, self.size)
 
+    def _roll_policy(self, rng: np.random.Generator) -> None:
+        batch, policy = self.batch, self.policy
+        observation = batch.reset(int(rng.integers(2**63)))
+        policy.reset(1)
+        for _ in range(int(rng.integers(0, self.max_policy_steps + 1))):
+            result = batch.step(policy.act(observation["policy"]))
+            observation = result.observation
+            if result.terminated[0] or result.truncated[0]:
+                observation = batch.reset(int(rng.integers(2**63)))
+                policy.reset(1)
+
     def close(self) -> None:
         """Free the renderer."""
         self.rig.close()
 
 
-_SAMPLE_RENDERERS: dict[int, PoseSampleRenderer] = {}
+_SAMPLE_RENDERERS: dict[tuple[int, str | None], PoseSampleRenderer] = {}
 
 
-def render_pose_sample(seed: int, image_size: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """One randomized sample (see PoseSampleRenderer) with config/env.yaml; one renderer per size and process."""
+def render_pose_sample(
+    seed: int,
+    image_size: int = 96,
+    policy_path: str | None = None,
+    load_policy: Callable[[str], tuple[RolloutPolicy, dict[str, Any]]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """One randomized sample (see PoseSampleRenderer) with config/env.yaml; one renderer per size, policy and process.
+
+    With `policy_path`, load_policy(policy_path) -> (policy, env options such as goal_mode) supplies the policy
+    whose rollouts give the cube states; it is passed in because sim never imports policies/. Both must be
+    picklable for render worker processes (a module-level function, a path string).
+    """
     from sim.config import load_env_config
 
-    renderer = _SAMPLE_RENDERERS.get(image_size)
+    key = (image_size, policy_path)
+    renderer = _SAMPLE_RENDERERS.get(key)
     if renderer is None:
-        renderer = _SAMPLE_RENDERERS[image_size] = PoseSampleRenderer(load_env_config(), image_size)
+        config, policy = load_env_config(), None
+        if policy_path is not None:
+            if load_policy is None:
+                raise ValueError(f"policy_path {policy_path!r} needs load_policy(path) -> (policy, env options)")
+            policy, options = load_policy(policy_path)
+            config = config.with_options(**options)
+        renderer = _SAMPLE_RENDERERS[key] = PoseSampleRenderer(config, image_size, policy=policy)
     return renderer(seed)

@@ -6,22 +6,53 @@ import functools
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from policies.checkpoint import CheckpointError as PolicyCheckpointError
 from sim.config_loading import ConfigError, parse_overrides
 from vision.config import VisionConfig, load_vision_config
 from vision.dataset import DatasetError
 from vision.inference import CheckpointError
+
+if TYPE_CHECKING:
+    from policies.inference import InferencePolicy
+
+
+class UsageError(ValueError):
+    """Command-line arguments that parse but do not fit together."""
 
 
 def _config(arguments: argparse.Namespace) -> VisionConfig:
     return load_vision_config(arguments.config, parse_overrides(arguments.set))
 
 
+def load_render_policy(path: str) -> tuple[InferencePolicy, dict[str, Any]]:
+    """A policies checkpoint (training or inference) -> (InferencePolicy, env task options it was trained with)."""
+    from policies.inference import InferencePolicy
+    from sim.batch import OBSERVATION_SIZES
+
+    policy = InferencePolicy.load(path)
+    spec = policy.spec
+    if spec.policy_size != OBSERVATION_SIZES["policy"]:
+        raise PolicyCheckpointError(
+            f"{path}: the policy reads {spec.policy_size} observation values but the inhand sim gives "
+            f"{OBSERVATION_SIZES['policy']}: not a policy of the inhand sim (env.factory {policy.config.env.factory})"
+        )
+    options: dict[str, Any] = {"action_type": spec.action_type}
+    if spec.action_type == "discrete":
+        options["action_bins"] = spec.num_bins
+    if policy.config.env.goal_mode is not None:
+        options["goal_mode"] = policy.config.env.goal_mode
+    return policy, options
+
+
 def _render(arguments: argparse.Namespace) -> int:
     config = _config(arguments)
     image_size = config.dataset.image_size
+    if arguments.synthetic and arguments.policy is not None:
+        raise UsageError("--policy needs the MuJoCo renderer: the --synthetic stand-in scene has no hand to act with")
     if arguments.synthetic:
         from vision.synthetic import render_synthetic_sample
 
@@ -38,7 +69,13 @@ def _render(arguments: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        render_sample = functools.partial(render_pose_sample, image_size=image_size)
+        policy = None
+        if arguments.policy is not None:
+            policy = str(arguments.policy.resolve())
+            load_render_policy(policy)
+        render_sample = functools.partial(
+            render_pose_sample, image_size=image_size, policy_path=policy, load_policy=load_render_policy
+        )
     from vision.dataset import render_dataset
 
     manifest = render_dataset(
@@ -68,8 +105,16 @@ def _train(arguments: argparse.Namespace) -> int:
 def _eval(arguments: argparse.Namespace) -> int:
     from vision.evaluate import evaluate
 
+    if arguments.checkpoint is None and arguments.checkpoint_option is None:
+        raise UsageError("no checkpoint: give it as the CHECKPOINT argument (or with --checkpoint)")
+    if arguments.checkpoint is not None and arguments.checkpoint_option is not None:
+        raise UsageError("two checkpoints: give it as the CHECKPOINT argument or with --checkpoint, not both")
+    checkpoint = arguments.checkpoint if arguments.checkpoint is not None else arguments.checkpoint_option
+    out = arguments.out
+    if out is None:
+        out = checkpoint.resolve().parent / f"{checkpoint.stem}-eval-{arguments.data.resolve().name}"
     config = _config(arguments)
-    metrics = evaluate(arguments.checkpoint, arguments.data, arguments.out, config.evaluation, arguments.max_samples,
+    metrics = evaluate(checkpoint, arguments.data, out, config.evaluation, arguments.max_samples,
                        device=config.train.device)
     print(json.dumps(metrics, indent=2))
     return 0
@@ -106,11 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = add("render", "render a sharded pose dataset (resumes a partial one in the same folder)")
     render.add_argument("--out", type=Path, required=True, help="dataset folder")
-    render.add_argument("--count", type=int, required=True, help="number of samples")
-    render.add_argument("--seed-start", type=int, default=0, help="randomization seed of the first sample")
+    render.add_argument("--n", "--count", dest="count", type=int, required=True, help="number of samples")
+    render.add_argument("--seed", "--seed-start", dest="seed_start", type=int, default=0,
+                        help="randomization seed of the first sample (sample i gets seed + i)")
     render.add_argument("--workers", type=int, default=0, help="render processes (0: render in this process)")
     render.add_argument("--start-method", choices=("spawn", "forkserver"), default="spawn")
     render.add_argument("--synthetic", action="store_true", help="use the stand-in renderer (no MuJoCo, no EGL)")
+    render.add_argument("--policy", type=Path, default=None, metavar="CHECKPOINT",
+                        help="policies checkpoint (training or inference) whose rollouts give the cube states "
+                             "(default: random actions)")
     render.set_defaults(run=_render)
 
     train = add("train", "train the pose network on a dataset (--resume continues a run)")
@@ -120,9 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     evaluate = add("eval", "position/rotation errors on a held-out dataset, JSON + PNG grid")
-    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("checkpoint", type=Path, nargs="?", default=None, metavar="CHECKPOINT",
+                          help="pose-estimator checkpoint (model.pt or a training checkpoint.pt)")
+    evaluate.add_argument("--checkpoint", dest="checkpoint_option", type=Path, default=None, metavar="CHECKPOINT",
+                          help="the checkpoint, as an option instead of the argument")
     evaluate.add_argument("--data", type=Path, required=True, help="held-out dataset folder (unseen seeds)")
-    evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics.json and samples.png")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="folder for metrics.json and samples.png (default: next to the checkpoint, "
+                               "<checkpoint stem>-eval-<data folder name>)")
     evaluate.add_argument("--max-samples", type=int, default=None)
     evaluate.set_defaults(run=_eval)
 
@@ -139,6 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(arguments.run(arguments))
-    except (ConfigError, DatasetError, CheckpointError) as error:
+    except (ConfigError, DatasetError, CheckpointError, PolicyCheckpointError, UsageError) as error:
         print(f"inhand vision {arguments.command}: {error}", file=sys.stderr)
         return 2

@@ -76,3 +76,58 @@ def test_pose_samples_are_reproducible_and_project_the_cube_into_view():
         assert local[2] < 0  # MuJoCo cameras look along their -z axis
         pixel = cameras["focal_px"][camera] * local[:2] / -local[2]
         assert np.abs(pixel).max() < 32
+
+
+class ScriptedPolicy:
+    """Flexes every joint (the top bin) and records what the renderer gives it."""
+
+    def __init__(self, bins: int):
+        self.bins = bins
+        self.resets: list[int] = []
+        self.observations: list[np.ndarray] = []
+
+    def reset(self, num_envs: int = 1) -> None:
+        self.resets.append(num_envs)
+
+    def act(self, policy_obs: np.ndarray) -> np.ndarray:
+        self.observations.append(policy_obs)
+        return np.full((len(policy_obs), 20), self.bins - 1)
+
+
+def test_policy_rollouts_give_the_cube_states():
+    config = EnvConfig()
+    policy = ScriptedPolicy(config.task.action_bins)
+    with_policy = PoseSampleRenderer(config, 32, policy=policy, max_policy_steps=6)
+    random_actions = PoseSampleRenderer(config, 32, max_random_steps=6)
+    # a sample's second draw is its rollout length: 6 steps for seed 4, 4 for seed 7 (bound 6 + 1)
+    steps = {}
+    for seed in (4, 7):
+        rng = np.random.default_rng(seed)
+        rng.integers(2**63)
+        steps[seed] = int(rng.integers(0, 7))
+    assert steps == {4: 6, 7: 4}
+    first, again = with_policy(4), with_policy(4)
+    assert policy.resets == [1, 1]
+    assert len(policy.observations) == 2 * steps[4]
+    assert all(obs.shape == (1, 22) and obs.dtype == np.float32 for obs in policy.observations)
+    np.testing.assert_array_equal(first[1], again[1])
+    np.testing.assert_array_equal(first[0], again[0])
+    for seed in (4, 7):
+        assert np.linalg.norm(with_policy(seed)[1] - random_actions(seed)[1]) > 1e-4
+    with_policy.close()
+    random_actions.close()
+
+
+def test_render_pose_sample_keeps_one_renderer_per_policy_with_its_env_options():
+    from sim.render import _SAMPLE_RENDERERS, render_pose_sample
+
+    def load(path):
+        return ScriptedPolicy(11), {"goal_mode": "z"}
+
+    with pytest.raises(ValueError, match="needs load_policy"):
+        render_pose_sample(0, image_size=24, policy_path="scripted")
+    images, *_ = render_pose_sample(0, image_size=24, policy_path="scripted", load_policy=load)
+    assert images.shape == (3, 24, 24, 3)
+    renderer = _SAMPLE_RENDERERS.pop((24, "scripted"))
+    assert renderer.config.task.goal_mode == "z" and isinstance(renderer.policy, ScriptedPolicy)
+    renderer.close()
