@@ -13,7 +13,7 @@ import numpy as np
 from policies.checkpoint import CheckpointError as PolicyCheckpointError
 from sim.config_loading import ConfigError, parse_overrides
 from vision.config import VisionConfig, load_vision_config
-from vision.dataset import DatasetError
+from vision.dataset import DEFAULT_CUBE_STATES, DatasetError
 from vision.inference import CheckpointError
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def _render(arguments: argparse.Namespace) -> int:
         workers=arguments.workers,
         compress=config.dataset.compress,
         start_method=arguments.start_method,
+        cube_states=f"policy {arguments.policy.resolve()}" if arguments.policy else DEFAULT_CUBE_STATES,
     )
     print(json.dumps({"dataset": str(arguments.out), "count": manifest["count"], "shards": len(manifest["shards"])}))
     return 0

@@ -35,6 +35,8 @@ VERSION = 1
 MANIFEST_NAME = "manifest.json"
 ARRAY_NAMES = ("images", "position", "quaternion", "intrinsics", "extrinsics", "seeds")
 PLAN_KEYS = ("format", "version", "camera_names", "image_size", "shard_size", "seed_start", "count")
+# where the cube states come from; datasets written before this key existed used random actions
+DEFAULT_CUBE_STATES = "random actions"
 
 RenderSample = Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]]
 
@@ -242,13 +244,15 @@ def render_dataset(
     compress: bool = True,
     start_method: str = "spawn",
     progress: bool = True,
+    cube_states: str = DEFAULT_CUBE_STATES,
 ) -> dict[str, Any]:
     """Render `count` samples with render_sample(seed) into shards under `out_dir`; resumes a partial dataset.
 
     Shards already complete on disk are kept untouched; only missing ones are rendered. `workers` > 0 renders in
     that many processes started with `start_method` ("spawn" or "forkserver": EGL hangs in forked children);
     render_sample must then be picklable (a module-level function or functools.partial of one).
-    Returns the final manifest.
+    `cube_states` names where render_sample's cube states come from; a partial dataset only resumes with the
+    same. Returns the final manifest.
     """
     if count < 1 or shard_size < 1:
         raise DatasetError(f"count and shard_size must be >= 1, got {count} and {shard_size}")
@@ -256,11 +260,12 @@ def render_dataset(
         raise DatasetError(f"start_method must be 'spawn' or 'forkserver' (EGL hangs after fork), got {start_method!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = plan_manifest(count, seed_start, shard_size, camera_names, image_size, compress)
+    manifest = {**plan_manifest(count, seed_start, shard_size, camera_names, image_size, compress),
+                "cube_states": cube_states}
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.exists():
-        existing = read_manifest(out_dir)
-        for key in PLAN_KEYS:
+        existing = {"cube_states": DEFAULT_CUBE_STATES, **read_manifest(out_dir)}
+        for key in (*PLAN_KEYS, "cube_states"):
             if existing[key] != manifest[key]:
                 raise DatasetError(
                     f"{manifest_path}: existing dataset has {key}={existing[key]!r} but this run asks for "

@@ -130,6 +130,9 @@ def test_render_with_a_policy_rolls_it_out(tmp_path, policy_file):
     images, position, quaternion, _ = render_sample(21)
     np.testing.assert_array_equal(images, policy_images[1])
     np.testing.assert_array_equal(np.concatenate([position, quaternion]), policy_poses[1])
+    # a dataset resumes only with the cube states it was started with
+    assert cli.main([*render, "--out", str(tmp_path / "random")]) == 0
+    assert cli.main([*render, "--out", str(tmp_path / "random"), "--policy", str(policy_file)]) == 2
 
 
 def test_render_policy_env_options(policy_file):
