@@ -100,7 +100,9 @@ class TrainConfig:
 # keys that may differ between a checkpoint's config and the config it is resumed with
 RESUMABLE_KEYS = frozenset({"runner.total_updates", "runner.checkpoint_every", "runner.keep_checkpoints",
                             "runner.runs_dir", "runner.torch_threads", "runner.device", "ray.address",
-                            "ray.local_num_cpus", "ray.cpus_per_worker", "env.num_workers"})
+                            "ray.local_num_cpus", "ray.cpus_per_worker", "env.num_workers",
+                            # an annealing schedule by hand: lower the bonus once the policy holds the cube
+                            "ppo.entropy_coef"})
 
 
 def validate(config: TrainConfig, source: str = "<config>") -> TrainConfig:

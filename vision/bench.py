@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     size, cameras, render_size = config.model.input_size, config.model.camera_count, config.dataset.image_size
     images = np.random.default_rng(0).integers(0, 256, size=(cameras, render_size, render_size, 3), dtype=np.uint8)
     estimator = PoseEstimator(model)
-    network_input = preprocess(images, size, cameras)
+    network_input = preprocess(images, size, cameras, config.model.crop)
 
     def network() -> None:
         with torch.inference_mode():
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "cameras": cameras,
         "threads": THREADS,
         "batch": 1,
-        "preprocess_ms": _median_ms(lambda: preprocess(images, size, cameras), arguments.repeats),
+        "preprocess_ms": _median_ms(lambda: preprocess(images, size, cameras, config.model.crop), arguments.repeats),
         "torch_network_ms": _median_ms(network, arguments.repeats),
         "torch_end_to_end_ms": _median_ms(lambda: estimator.predict(images), arguments.repeats),
     }

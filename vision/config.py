@@ -15,6 +15,8 @@ class ModelConfig:
     """Dactyl table 12: a shared convolutional tower per camera, spatial softmax, FC head."""
 
     input_size: int = field(default=96, metadata=bound(48, 512))
+    crop: float = field(default=1.0, metadata=bound(0.2, 1.0))  # centred share of each camera image kept
+    pooled_features: bool = False  # add each camera's mean last-layer features to its keypoints
     camera_count: int = field(default=3, metadata=bound(1, 8))
     stem_channels: tuple[int, int] = field(default=(32, 32), metadata=bound(1, 512))
     stage_blocks: tuple[int, ...] = field(default=(1, 2, 2, 2), metadata=bound(1, 8))

@@ -348,10 +348,12 @@ class PoseDataset(torch.utils.data.Dataset):
         camera_count: int | None = None,
         allow_incomplete: bool = False,
         cache_shards: int = 2,
+        crop: float = 1.0,
     ):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         self.input_size = input_size
+        self.crop = crop
         self.camera_count = len(self.manifest["camera_names"])
         if camera_count is not None and camera_count != self.camera_count:
             raise DatasetError(
@@ -394,7 +396,7 @@ class PoseDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.raw(int(index))
         return {
-            "images": preprocess(sample["images"], self.input_size, self.camera_count)[0],
+            "images": preprocess(sample["images"], self.input_size, self.camera_count, self.crop)[0],
             "position": torch.as_tensor(sample["position"], dtype=torch.float32),
             "quaternion": torch.as_tensor(sample["quaternion"], dtype=torch.float32),
             "index": int(index),

@@ -140,7 +140,7 @@ def evaluate(
     """Evaluate a checkpoint on a dataset; writes out_dir/metrics.json and out_dir/samples.png, returns the metrics."""
     model, _ = model_from_checkpoint(checkpoint)
     model.to(resolve_device(device))
-    dataset = PoseDataset(data_dir, model.config.input_size, model.config.camera_count)
+    dataset = PoseDataset(data_dir, model.config.input_size, model.config.camera_count, crop=model.config.crop)
     count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
     indices = np.arange(count)
     predictions = predict_dataset(model, dataset, indices, config.batch_size, progress)

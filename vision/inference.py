@@ -16,6 +16,7 @@ from vision.preprocess import preprocess
 
 ONNX_INPUT = "images"
 ONNX_OUTPUTS = ("position", "quaternion")
+ONNX_CROP_KEY = "inhand_crop"  # metadata: the crop fraction preprocessing must apply (ModelConfig.crop)
 
 
 class CheckpointError(ValueError):
@@ -74,6 +75,7 @@ class PoseEstimator:
         self.model = model.eval()
         self.input_size = model.config.input_size
         self.camera_count = model.config.camera_count
+        self.crop = model.config.crop
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> PoseEstimator:
@@ -83,7 +85,7 @@ class PoseEstimator:
     def predict_batch(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images (N, cameras, H, W, 3) -> positions (N, 3), quaternions (N, 4)."""
         with torch.inference_mode():
-            position, quaternion = self.model(preprocess(images, self.input_size, self.camera_count))
+            position, quaternion = self.model(preprocess(images, self.input_size, self.camera_count, self.crop))
         return position.numpy().astype(np.float64), quaternion.numpy().astype(np.float64)
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,10 +105,15 @@ class OnnxPoseEstimator:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         shape = self.session.get_inputs()[0].shape
         self.camera_count, self.input_size = int(shape[1]), int(shape[2])
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if ONNX_CROP_KEY not in metadata:
+            raise CheckpointError(f"{path}: ONNX file lacks the '{ONNX_CROP_KEY}' metadata; re-export it with "
+                                  f"inhand vision export")
+        self.crop = float(metadata[ONNX_CROP_KEY])
 
     def predict_batch(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images (N, cameras, H, W, 3) -> positions (N, 3), quaternions (N, 4)."""
-        inputs = preprocess(images, self.input_size, self.camera_count).numpy()
+        inputs = preprocess(images, self.input_size, self.camera_count, self.crop).numpy()
         position, quaternion = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: inputs})
         return position.astype(np.float64), quaternion.astype(np.float64)
 
@@ -138,6 +145,11 @@ def export_onnx(model: PoseNet, out_path: str | Path) -> Path:
                 dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUTS[0]: {0: "batch"}, ONNX_OUTPUTS[1]: {0: "batch"}},
                 opset_version=17,
             )
+        import onnx
+
+        exported = onnx.load(str(temporary))
+        onnx.helper.set_model_props(exported, {ONNX_CROP_KEY: repr(model.config.crop)})
+        onnx.save(exported, str(temporary))
 
     return atomic_write(out_path, write, suffix=".onnx")
 

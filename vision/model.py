@@ -66,7 +66,8 @@ class BasicBlock(nn.Module):
 
 
 class CameraTower(nn.Module):
-    """One camera image (B, 3, H, W) -> spatial-softmax keypoints (B, 2 * last stage channels)."""
+    """One camera image (B, 3, H, W) -> spatial-softmax keypoints (B, 2C) of the last stage's C channels, then,
+    with config.pooled_features, each channel's mean activation (B, C)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -85,10 +86,16 @@ class CameraTower(nn.Module):
                 channels = out_channels
         self.features = nn.Sequential(*layers)
         self.keypoints = SpatialSoftmax(config.initial_temperature, config.learn_temperature)
-        self.output_size = 2 * channels
+        self.pooled = config.pooled_features
+        self.output_size = (3 if self.pooled else 2) * channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.keypoints(self.features(images))
+        features = self.features(images)
+        keypoints = self.keypoints(features)
+        if not self.pooled:
+            return keypoints
+        # keypoints say where each channel fires, not how strongly: the mean adds what is visible (which faces)
+        return torch.cat((keypoints, features.mean(dim=(2, 3))), dim=-1)
 
 
 class PoseNet(nn.Module):

@@ -124,7 +124,7 @@ def train(
     if settings.threads:
         torch.set_num_threads(settings.threads)
 
-    dataset = PoseDataset(data_dir, config.model.input_size, config.model.camera_count)
+    dataset = PoseDataset(data_dir, config.model.input_size, config.model.camera_count, crop=config.model.crop)
     held_out = validation_mask(dataset.seeds, settings.validation_fraction)
     train_indices = np.flatnonzero(~held_out)
     validation_indices = np.flatnonzero(held_out)[: settings.validation_max_samples]
