@@ -19,10 +19,10 @@ from vision.model import PoseNet
 SIZE = 48
 
 
-def trained_looking_model() -> PoseNet:
+def trained_looking_model(**options) -> PoseNet:
     """A network whose batch-norm statistics and position normalization are not at their defaults."""
     torch.manual_seed(0)
-    model = PoseNet(ModelConfig(input_size=SIZE))
+    model = PoseNet(ModelConfig(input_size=SIZE, **options))
     model.set_position_normalization(torch.tensor([0.01, -0.02, 0.05]), torch.tensor([0.02, 0.02, 0.03]))
     model.train()
     with torch.no_grad():
@@ -42,6 +42,26 @@ def test_onnx_matches_torch_within_1e_4_at_several_batch_sizes(tmp_path):
     assert onnx_max_difference(model, path, images(5, seed=1)) < 1e-4
     position, quaternion = OnnxPoseEstimator(path).predict(images(1)[0])
     assert position.shape == (3,) and np.linalg.norm(quaternion) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_onnx_carries_the_crop_and_matches_torch_on_full_size_camera_images(tmp_path):
+    model = trained_looking_model(crop=0.5, pooled_features=True)
+    path = export_onnx(model, tmp_path / "pose.onnx")
+    estimator = OnnxPoseEstimator(path)
+    assert estimator.crop == 0.5
+    camera_images = np.random.default_rng(2).integers(0, 256, (2, 3, 96, 96, 3), dtype=np.uint8)
+    assert onnx_max_difference(model, path, camera_images) < 1e-4
+    # only the centred 48 x 48 of each 96 x 96 image is seen: changing the border changes nothing
+    bordered = camera_images.copy()
+    bordered[:, :, :24] = 0
+    np.testing.assert_allclose(estimator.predict_batch(bordered)[0], estimator.predict_batch(camera_images)[0])
+    import onnx
+
+    stripped = onnx.load(str(path))
+    del stripped.metadata_props[:]
+    onnx.save(stripped, str(tmp_path / "stripped.onnx"))
+    with pytest.raises(CheckpointError, match="stripped.onnx: ONNX file lacks the 'inhand_crop' metadata"):
+        OnnxPoseEstimator(tmp_path / "stripped.onnx")
 
 
 def test_estimator_from_checkpoint_reproduces_the_model(tmp_path):

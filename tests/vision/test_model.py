@@ -9,7 +9,7 @@ import torch
 
 from vision.config import ModelConfig
 from vision.model import PoseNet, SpatialSoftmax, feature_map_size
-from vision.preprocess import preprocess, resize_images
+from vision.preprocess import center_crop, preprocess, resize_images
 
 
 def test_spatial_softmax_single_hot_pixel_gives_its_coordinates():
@@ -74,3 +74,26 @@ def test_preprocess_normalizes_and_resizes():
         resize_images(np.zeros((8, 8, 3), np.float32), 4)
     with pytest.raises(ValueError, match=r"\(3, H, W, 3\)"):
         preprocess(np.zeros((2, 8, 8, 3), np.uint8), 4)
+
+
+def test_preprocess_crop_keeps_the_centred_square():
+    images = np.zeros((3, 10, 10, 3), np.uint8)
+    images[:, 3:7, 3:7] = 255  # the centred 4 x 4 of each 10 x 10 image is white, the rest black
+    cropped = preprocess(images, 4, crop=0.4)
+    np.testing.assert_allclose(cropped.numpy(), 2.0)
+    np.testing.assert_array_equal(center_crop(np.arange(5 * 4 * 3, dtype=np.uint8).reshape(5, 4, 3), 0.5)[..., 0],
+                                  [[15, 18], [27, 30]])  # side round(0.5 * 4) = 2, top (5 - 2) // 2 = 1, left 1
+    with pytest.raises(ValueError, match="crop fraction"):
+        preprocess(images, 4, crop=0.0)
+
+
+def test_pooled_features_add_each_channels_mean_to_the_keypoints():
+    torch.manual_seed(0)
+    tower = PoseNet(ModelConfig(input_size=48, pooled_features=True)).tower.eval()
+    images = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        out, features = tower(images), tower.features(images)
+    assert tower.output_size == 3 * 64 and out.shape == (2, 192)
+    np.testing.assert_allclose(out[:, :128].numpy(), tower.keypoints(features).numpy(), atol=1e-6)
+    np.testing.assert_allclose(out[:, 128:].numpy(), features.mean(dim=(2, 3)).numpy(), atol=1e-6)
+    assert PoseNet(ModelConfig(input_size=48)).tower.output_size == 2 * 64
