@@ -93,7 +93,8 @@ def test_pooled_features_add_each_channels_mean_to_the_keypoints():
     images = torch.randn(2, 3, 48, 48)
     with torch.no_grad():
         out, features = tower(images), tower.features(images)
+        keypoints = tower.keypoints(features)
     assert tower.output_size == 3 * 64 and out.shape == (2, 192)
-    np.testing.assert_allclose(out[:, :128].numpy(), tower.keypoints(features).numpy(), atol=1e-6)
+    np.testing.assert_allclose(out[:, :128].numpy(), keypoints.numpy(), atol=1e-6)
     np.testing.assert_allclose(out[:, 128:].numpy(), features.mean(dim=(2, 3)).numpy(), atol=1e-6)
     assert PoseNet(ModelConfig(input_size=48)).tower.output_size == 2 * 64
