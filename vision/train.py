@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,22 @@ class _MetricsLog:
 
 
 
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM (kill, a job scheduler) stop training the way Ctrl-C does: checkpoint, then exit.
+
+    Background jobs started from a script ignore SIGINT, so SIGTERM is the signal that reaches them.
+    Returns the function that restores the previous handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def train(
     config: VisionConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
@@ -175,6 +193,7 @@ def train(
     steps_per_epoch = math.ceil(len(train_indices) / settings.batch_size)
     window_start, window_samples = time.perf_counter(), 0
     bar = tqdm(total=settings.steps, initial=step, desc="train", unit="step", disable=not progress)
+    restore_sigterm = _sigterm_as_interrupt()
     try:
         while step < settings.steps:
             epoch, offset = divmod(step, steps_per_epoch)
@@ -224,6 +243,7 @@ def train(
         save_checkpoint()
         raise
     finally:
+        restore_sigterm()
         bar.close()
         log.close()
     plot_curves(run_dir / METRICS_NAME, run_dir / "training_curves.png")

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -65,6 +69,27 @@ def test_resume_continues_the_same_run_and_existing_runs_are_not_overwritten(syn
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 10
     assert [record["step"] for record in train_records(tmp_path)] == list(range(1, 11))
     assert all(record["loss"] != 99.0 for record in train_records(tmp_path))
+
+
+def test_sigterm_checkpoints_the_step_reached_and_restores_the_handler(synthetic_dataset, tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+
+    def terminate_once_training_runs():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=terminate_once_training_runs, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        train(small_config(**{"train.steps": 100_000}), synthetic_dataset, tmp_path, progress=False)
+    assert signal.getsignal(signal.SIGTERM) is before
+    step = load_checkpoint(tmp_path / "checkpoint.pt")["step"]
+    assert 2 <= step < 100_000
+    # saved where it stopped, not at the last periodic save (every 20): the signal may land between the
+    # step and its log line, so the last logged step is this one or the one before
+    assert train_records(tmp_path)[-1]["step"] in (step - 1, step)
 
 
 def test_augmentation_keeps_shape_and_stays_within_its_ranges():
