@@ -185,3 +185,9 @@ def test_init_starts_a_fresh_run_from_another_runs_weights(tmp_path, capsys):
     assert "initial actor weights do not fit the configured model" in capsys.readouterr().err
     assert train(["--init", str(inference), "--resume", str(tmp_path / "source"), "--no-progress"]) == 2
     assert "give only one of them" in capsys.readouterr().err
+
+    # the entropy bonus may be lowered on resume (annealing by hand); the run folder records the new value
+    assert train(["--resume", str(tmp_path / "source"), "--set", "ppo.entropy_coef=0.001", "--no-progress"]) == 0
+    assert yaml.safe_load((tmp_path / "source" / "config.yaml").read_text())["ppo"]["entropy_coef"] == 0.001
+    assert train(["--resume", str(tmp_path / "source"), "--set", "ppo.clip=0.3", "--no-progress"]) == 2
+    assert "ppo.clip" in capsys.readouterr().err
