@@ -39,7 +39,9 @@ def test_sim_launch_runs_the_pose_estimator_in_the_loop_and_stops_on_ctrl_c(tmp_
                            launch_file="launch/sim.launch.yaml")
     try:
         deadline = time.monotonic() + 60.0
-        while len(poses) < STEPS + 10:  # the estimator's first poses may come before the recorder listens
+        # the estimator's first poses may come before the recorder listens: on a loaded 2-core machine the
+        # recorder has been seen to miss 12 of them, so wait for a wider margin
+        while len(poses) < STEPS + 40:
             assert runner.poll() is None and time.monotonic() < deadline, stop_system(runner)[1]
             listener.spin_once(0.1)
         code, output, stop_s = stop_system(runner)
