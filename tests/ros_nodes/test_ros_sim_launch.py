@@ -38,7 +38,7 @@ def test_sim_launch_runs_the_pose_estimator_in_the_loop_and_stops_on_ctrl_c(tmp_
                            extra=[f"pose_checkpoint:={pose}", "trial_timeout_s:=4.0"],
                            launch_file="launch/sim.launch.yaml")
     try:
-        deadline = time.monotonic() + 60.0
+        deadline = time.monotonic() + 90.0
         # the estimator's first poses may come before the recorder listens: on a loaded 2-core machine the
         # recorder has been seen to miss 12 of them, so wait for a wider margin
         while len(poses) < STEPS + 40:
