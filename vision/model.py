@@ -104,8 +104,9 @@ class PoseNet(nn.Module):
     Float input must come from vision.preprocess; uint8 input is normalized here the same way. Orientation comes
     out of the head as the continuous 6-D representation (two matrix columns) rather than table 12's quaternion,
     because regressing quaternions directly trained to a near-constant guess here (98 deg median error); the
-    returned quaternion is converted from that matrix, unit length with w >= 0. Positions are predicted around `position_center` in units of `position_scale`,
-    which training sets from the data so the head's outputs start near unit scale.
+    returned quaternion is converted from that matrix, unit length with w >= 0. Positions are predicted around
+    `position_center` in units of `position_scale`, which training sets from the data so the head's outputs
+    start near unit scale.
     """
 
     def __init__(self, config: ModelConfig) -> None:
