@@ -251,15 +251,7 @@ class Runner:
         self.last_plot = time.monotonic()
 
     def _restore(self, content: dict[str, Any]) -> None:
-        saved_spec = EnvSpec(**content["spec"])
-        if saved_spec != self.backend.spec:
-            raise CheckpointError(f"checkpoint was trained on env {saved_spec}, this env is {self.backend.spec}")
-        try:
-            self.ppo.actor.load_state_dict(content["actor"])
-            self.ppo.critic.load_state_dict(content["critic"])
-            self.ppo.optimizer.load_state_dict(content["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as error:
-            raise CheckpointError(f"checkpoint weights do not fit the configured model: {error}") from error
+        self._load_weights(content, ("actor", "critic", "optimizer"), "checkpoint")
         self.counters = {key: int(value) for key, value in content["counters"].items()}
         self.train_seconds = float(content["train_seconds"])
         recent = content["recent_episodes"]
@@ -272,15 +264,18 @@ class Runner:
     def _initialize(self, content: dict[str, Any]) -> None:
         """Start from another run's actor (and critic, when the checkpoint holds one); counters and optimizer start
         fresh, so a policy trained on one goal mode can seed training on another."""
+        self._load_weights(content, ("actor", "critic") if "critic" in content else ("actor",), "initial")
+
+    def _load_weights(self, content: dict[str, Any], names: tuple[str, ...], label: str) -> None:
+        """Load the named state dicts (actor, critic, optimizer) after checking the checkpoint's env spec."""
         saved_spec = EnvSpec(**content["spec"])
         if saved_spec != self.backend.spec:
-            raise CheckpointError(f"initial weights were trained on env {saved_spec}, this env is {self.backend.spec}")
-        networks = [("actor", self.ppo.actor)] + ([("critic", self.ppo.critic)] if "critic" in content else [])
-        for name, network in networks:
+            raise CheckpointError(f"{label} weights were trained on env {saved_spec}, this env is {self.backend.spec}")
+        for name in names:
             try:
-                network.load_state_dict(content[name])
+                getattr(self.ppo, name).load_state_dict(content[name])
             except (RuntimeError, ValueError, KeyError) as error:
-                raise CheckpointError(f"initial {name} weights do not fit the configured model: {error}") from error
+                raise CheckpointError(f"{label} {name} weights do not fit the configured model: {error}") from error
 
     def _install_stop_handlers(self) -> Any:
         """First SIGINT/SIGTERM: finish this update, checkpoint, stop. A second SIGINT interrupts at once."""

@@ -179,30 +179,31 @@ class PoseSampleRenderer:
         """(images (3, H, W, 3) uint8, cube position (3,) m, quaternion (4,), camera parameters) for `seed`."""
         rng = np.random.default_rng(seed)
         batch = self.batch
-        if self.policy is None:
-            batch.reset(int(rng.integers(2**63)))
-            for _ in range(int(rng.integers(0, self.max_random_steps + 1))):
-                result = batch.step(rng.integers(0, self.config.task.action_bins, (1, batch.n_actuators)))
-                if result.terminated[0] or result.truncated[0]:
-                    batch.reset(int(rng.integers(2**63)))
-        else:
-            self._roll_policy(rng)
+        self._roll_out(rng)
         randomize_visuals(self.model, self.nominal, rng, self.config.randomization.visual)
         mujoco.mj_forward(self.model, self.data)
         images = postprocess(self.rig.render(self.data), rng, self.config.randomization.visual)
         cube = batch.qpos[0, batch.index.cube_qpos : batch.index.cube_qpos + 7]
         return images, cube[:3].copy(), rotations.canonical(cube[3:]), camera_parameters(self.model, self.data, self.size)
 
-    def _roll_policy(self, rng: np.random.Generator) -> None:
+    def _roll_out(self, rng: np.random.Generator) -> None:
+        """Reset, then step random actions or the policy's for a random number of control steps."""
         batch, policy = self.batch, self.policy
         observation = batch.reset(int(rng.integers(2**63)))
-        policy.reset(1)
-        for _ in range(int(rng.integers(0, self.max_policy_steps + 1))):
-            result = batch.step(policy.act(observation["policy"]))
+        if policy is not None:
+            policy.reset(1)
+        max_steps = self.max_random_steps if policy is None else self.max_policy_steps
+        for _ in range(int(rng.integers(0, max_steps + 1))):
+            if policy is None:
+                actions = rng.integers(0, self.config.task.action_bins, (1, batch.n_actuators))
+            else:
+                actions = policy.act(observation["policy"])
+            result = batch.step(actions)
             observation = result.observation
             if result.terminated[0] or result.truncated[0]:
                 observation = batch.reset(int(rng.integers(2**63)))
-                policy.reset(1)
+                if policy is not None:
+                    policy.reset(1)
 
     def close(self) -> None:
         """Free the renderer."""

@@ -53,6 +53,7 @@ def _render(arguments: argparse.Namespace) -> int:
     image_size = config.dataset.image_size
     if arguments.synthetic and arguments.policy is not None:
         raise UsageError("--policy needs the MuJoCo renderer: the --synthetic stand-in scene has no hand to act with")
+    policy = None if arguments.policy is None else str(arguments.policy.resolve())
     if arguments.synthetic:
         from vision.synthetic import render_synthetic_sample
 
@@ -69,9 +70,7 @@ def _render(arguments: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        policy = None
-        if arguments.policy is not None:
-            policy = str(arguments.policy.resolve())
+        if policy is not None:
             load_render_policy(policy)
         render_sample = functools.partial(
             render_pose_sample, image_size=image_size, policy_path=policy, load_policy=load_render_policy
@@ -89,7 +88,7 @@ def _render(arguments: argparse.Namespace) -> int:
         workers=arguments.workers,
         compress=config.dataset.compress,
         start_method=arguments.start_method,
-        cube_states=f"policy {arguments.policy.resolve()}" if arguments.policy else DEFAULT_CUBE_STATES,
+        cube_states=f"policy {policy}" if policy else DEFAULT_CUBE_STATES,
     )
     print(json.dumps({"dataset": str(arguments.out), "count": manifest["count"], "shards": len(manifest["shards"])}))
     return 0
