@@ -124,12 +124,8 @@ def config_from_parameters(node: Node, cls: type[T], default_file: str) -> T:
     return from_mapping(cls, values, source=f"{source} + parameters of node {node.fully_qualified_name}")
 
 
-class _Terminated(Exception):
-    pass
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated()
+class _Terminated(BaseException):
+    """A second stop signal while the first is still being honoured: a callback is stuck, so stop it."""
 
 
 def _die_with_launcher() -> bool:
@@ -168,9 +164,17 @@ def run_node(default_name: str, build: Callable[[Node], Any], argv: list[str] | 
     node: Node | None = None
     instance = None
     stop_requested: list[int] = []
-    # a signal while the node is being built is remembered, so a half-built node (an open bag) is still closed
-    previous = {signum: signal.signal(signum, lambda signum, frame: stop_requested.append(signum))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    # The first signal is only remembered and the spin loop ends between callbacks: raising inside a callback could
+    # cut a bag write or a DDS call in half and leave a bag that cannot be closed. A second signal raises, for a
+    # callback that never returns. A signal while the node is being built is remembered too, so a half-built node
+    # (an open bag) is still closed.
+    def on_signal(signum: int, frame: object) -> None:
+        stop_requested.append(signum)
+        if len(stop_requested) > 1 and instance is not None:
+            raise _Terminated()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             for path in ros.params_files:
@@ -181,12 +185,10 @@ def run_node(default_name: str, build: Callable[[Node], Any], argv: list[str] | 
         except (ConfigError, ValueError, KeyError, TypeError, FileNotFoundError) as error:
             print(f"{name}: {error}", file=sys.stderr)
             return 2
+        while not node.is_shutdown and not stop_requested:
+            node.spin_once(0.1)
         if stop_requested:
             return 0
-        for signum in previous:
-            signal.signal(signum, _raise_terminated)
-        while not node.is_shutdown:
-            node.spin_once(0.1)
         return int(getattr(instance, "exit_code", 0))
     except _Terminated:
         return 0

@@ -130,6 +130,7 @@ def test_sigint_stops_every_node_cleanly_within_5_s(tmp_path: Path) -> None:
     assert runner.returncode == 0, output
     assert elapsed < 5.0, output
     assert "still running" not in output  # nobody needed SIGTERM
+    assert "exited with code" not in output, output  # every node closed cleanly
     assert (tmp_path / "bag" / "metadata.yaml").exists()  # the recorder closed its bag
     with BagReader(tmp_path / "bag") as reader:
         assert "/trial/status" in reader.topics

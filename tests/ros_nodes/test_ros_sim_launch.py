@@ -52,6 +52,7 @@ def test_sim_launch_runs_the_pose_estimator_in_the_loop_and_stops_on_ctrl_c(tmp_
     assert code == 0, output
     assert stop_s < 5.0, output
     assert "still running" not in output  # no node needed SIGTERM
+    assert "exited with code" not in output, output  # every node closed cleanly
 
     with BagReader(bag_path) as bag:
         states = [r.message.header.stamp.to_ns() for r in bag.messages(["/hand/joint_states"])]

@@ -60,6 +60,7 @@ def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(tmp_p
     assert code == 0, output
     assert stop_s < 5.0, output
     assert "still running" not in output  # no node needed SIGTERM
+    assert "exited with code" not in output, output  # every node closed cleanly
 
     assert statuses and all({"trial", "state", "successes", "results"} <= set(s) for s in statuses)
     assert statuses[-1]["trial"] >= 2 and len(statuses[-1]["results"]) >= 1  # trials of 4 s ended, goals counted

@@ -1,0 +1,104 @@
+"""run_node's stop: the first SIGINT ends the spin loop between callbacks, so a recorder stopped in the middle of a
+flood of messages still closes a whole bag; a second signal stops a node whose callback never returns."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from ros_nodes import msgs
+from ros_nodes.bag import BagReader
+from ros_nodes.transport import create_node
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _node_process(code: str, *args: str, domain: int = 0) -> subprocess.Popen[str]:
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), ROS_DOMAIN_ID=str(domain), INHAND_TRANSPORT="dds",
+                       PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float = 30.0) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if text in line:
+            return
+        assert line or process.poll() is None, f"process ended before printing {text!r}"
+    raise AssertionError(f"no {text!r} within {timeout_s} s")
+
+
+def test_recorder_stopped_while_topics_keep_appearing_closes_a_whole_bag(tmp_path: Path) -> None:
+    """The recorder spends most of this run registering new topics in the bag, which is where an exception raised by
+    the signal handler used to leave the writer's books half updated and the bag without its metadata.yaml."""
+    domain = 150 + os.getpid() % 80
+    topics = [f"/flood/t{index}" for index in range(400)]
+    publisher_node = create_node("flood", backend="dds", domain_id=domain)
+    publishers = [publisher_node.create_publisher(msgs.String, topic, 10) for topic in topics]
+    extra = "[" + ", ".join(f"'{topic}:std_msgs/msg/String'" for topic in topics) + "]"
+    for attempt in range(3):  # three stops at three different points
+        bag = tmp_path / f"bag{attempt}"
+        recorder = _node_process("from ros_nodes.recorder import main; raise SystemExit(main())",
+                                 "--ros-args", "-p", f"bag:={bag}", "-p", "images:=false", "-p", f"extra_topics:={extra}",
+                                 domain=domain)
+        try:
+            assert publisher_node.spin_until(lambda: all(p.get_subscription_count() for p in publishers), 60.0)
+            stop_at = time.monotonic() + 0.4 + 0.2 * attempt
+            index = 0
+            while time.monotonic() < stop_at:
+                publishers[index % len(publishers)].publish(msgs.String(data=str(index)))
+                index += 1
+            recorder.send_signal(signal.SIGINT)
+            output = recorder.communicate(timeout=15.0)[0]
+        finally:
+            if recorder.poll() is None:
+                recorder.kill()
+        assert recorder.returncode == 0, output
+        with BagReader(bag) as reader:
+            assert sum(1 for _ in reader.messages(raw=True)) > 0
+    publisher_node.shutdown()
+
+
+STUCK_NODE = """
+    import sys, time
+    from pathlib import Path
+    from ros_nodes.node_main import run_node
+
+    class Stuck:
+        def __init__(self, node):
+            node.create_timer(0.05, self.hang)
+
+        def hang(self):
+            print("stuck", flush=True)
+            while True:
+                time.sleep(0.01)
+
+        def close(self):
+            Path(sys.argv[1]).write_text("closed")
+
+    raise SystemExit(run_node("stuck", Stuck, []))
+"""
+
+
+def test_a_second_signal_stops_a_node_whose_callback_never_returns(tmp_path: Path) -> None:
+    marker = tmp_path / "closed"
+    process = _node_process(STUCK_NODE, str(marker))
+    try:
+        _wait_for_line(process, "stuck")
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert process.poll() is None  # the first signal waits for the callback, which never returns
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=10.0)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert marker.read_text() == "closed"
