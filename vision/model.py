@@ -1,6 +1,7 @@
 """The pose network of Dactyl table 12: a camera tower shared by all cameras, spatial softmax, FC head."""
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -9,6 +10,15 @@ from torch import nn
 from vision.config import ModelConfig
 from vision.geometry import matrix_from_6d, matrix_to_quaternion
 from vision.preprocess import normalize_pixels
+
+
+def full_precision(tensor: torch.Tensor) -> contextlib.AbstractContextManager[None]:
+    """Turns autocast off for what follows the convolutions: training may run the towers in bfloat16
+    (train.precision), but keypoints, the head and Gram-Schmidt need float32 to resolve a few degrees."""
+    device_type = tensor.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class SpatialSoftmax(nn.Module):
@@ -91,11 +101,13 @@ class CameraTower(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.features(images)
-        keypoints = self.keypoints(features)
-        if not self.pooled:
-            return keypoints
-        # keypoints say where each channel fires, not how strongly: the mean adds what is visible (which faces)
-        return torch.cat((keypoints, features.mean(dim=(2, 3))), dim=-1)
+        with full_precision(features):
+            features = features.float()
+            keypoints = self.keypoints(features)
+            if not self.pooled:
+                return keypoints
+            # keypoints say where each channel fires, not how strongly: the mean adds what is visible (which faces)
+            return torch.cat((keypoints, features.mean(dim=(2, 3))), dim=-1)
 
 
 class PoseNet(nn.Module):
@@ -144,8 +156,9 @@ class PoseNet(nn.Module):
         batch, cameras, height, width, _ = images.shape
         per_camera = images.reshape(batch * cameras, height, width, 3).permute(0, 3, 1, 2)
         keypoints = self.tower(per_camera).reshape(batch, cameras * self.tower.output_size)
-        output = self.head(keypoints)
-        return self.position_center + self.position_scale * output[:, :3], matrix_from_6d(output[:, 3:])
+        with full_precision(keypoints):
+            output = self.head(keypoints)
+            return self.position_center + self.position_scale * output[:, :3], matrix_from_6d(output[:, 3:])
 
 
 def feature_map_size(config: ModelConfig) -> int:

@@ -212,7 +212,8 @@ def train(
                     group["lr"] = learning_rate(config, step)
                 generator.manual_seed(settings.seed * 1_000_003 + step)
                 batch["images"] = augment(batch["images"], config.augmentation, generator)
-                loss, parts = loss_terms(model, batch, config)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+                    loss, parts = loss_terms(model, batch, config)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -98,3 +98,23 @@ def test_pooled_features_add_each_channels_mean_to_the_keypoints():
     np.testing.assert_allclose(out[:, :128].numpy(), keypoints.numpy(), atol=1e-6)
     np.testing.assert_allclose(out[:, 128:].numpy(), features.mean(dim=(2, 3)).numpy(), atol=1e-6)
     assert PoseNet(ModelConfig(input_size=48)).tower.output_size == 2 * 64
+
+
+def test_under_bf16_autocast_only_the_convolutions_lose_precision():
+    torch.manual_seed(0)
+    model = PoseNet(ModelConfig(input_size=48)).eval()
+    images = preprocess(np.random.default_rng(1).integers(0, 256, (4, 3, 48, 48, 3), dtype=np.uint8), 48)
+    with torch.no_grad():
+        exact_position, exact_rotation = model.pose(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            features = model.tower.features(images[:, 0].permute(0, 3, 1, 2))
+            keypoints = model.tower(images[:, 0].permute(0, 3, 1, 2))
+            position, rotation = model.pose(images)
+    assert features.dtype == torch.bfloat16  # the towers do run in bfloat16
+    assert keypoints.dtype == position.dtype == rotation.dtype == torch.float32
+    # Gram-Schmidt in float32 keeps the rotation proper to float32 precision whatever the inputs' rounding
+    identity = torch.eye(3).expand(4, 3, 3)
+    np.testing.assert_allclose((rotation @ rotation.transpose(1, 2)).numpy(), identity.numpy(), atol=1e-5)
+    # bfloat16 keeps 8 significant bits: outputs move by a few parts in a thousand of their scale, not more
+    assert float((position - exact_position).abs().max()) < 0.02 * float(exact_position.abs().max()) + 1e-4
+    assert float((rotation - exact_rotation).abs().max()) < 0.05

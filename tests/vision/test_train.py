@@ -41,10 +41,13 @@ def train_records(run_dir):
     return [json.loads(line) for line in lines if json.loads(line)["split"] == "train"]
 
 
-def test_short_training_lowers_the_loss_fourfold(synthetic_dataset, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_short_training_lowers_the_loss_fourfold(synthetic_dataset, tmp_path, precision):
     # The untrained net predicts about the mean position: a position loss near 9 (3 axes x the variance of
-    # U[-3 cm, 3 cm] in cm^2); 40 steps on 86 images learn where the cube is well enough to cut the total by 4.
-    validation = train(small_config(**{"train.steps": 40}), synthetic_dataset, tmp_path, progress=False)
+    # U[-3 cm, 3 cm] in cm^2); 40 steps on 86 images learn where the cube is well enough to cut the total by 4,
+    # also with the convolutions in bfloat16.
+    config = small_config(**{"train.steps": 40, "train.precision": precision})
+    validation = train(config, synthetic_dataset, tmp_path, progress=False)
     records = train_records(tmp_path)
     first, last = records[0]["loss"], np.mean([record["loss"] for record in records[-5:]])
     assert first > 5.0
