@@ -97,6 +97,8 @@ def eval(argv: list[str]) -> int:
         section = policy.config.env
         if args.goal_mode:
             section = dataclasses.replace(section, goal_mode=args.goal_mode)
+        if args.video:  # worker processes do not render: a run trained with env.num_workers steps in-process here
+            section = dataclasses.replace(section, num_workers=0)
         env = make_env(section, min(args.num_envs, args.episodes), args.seed)
         try:
             summary = evaluate(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,

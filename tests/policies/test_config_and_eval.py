@@ -37,3 +37,25 @@ def test_summary_numbers_by_hand():
     # numpy's linear interpolation: position 0.9 * 9 = 8.1 between 8 and 50
     assert summary["consecutive_successes"]["p90"] == pytest.approx(8 + 0.1 * 42)
     assert summary["drop_rate"] == pytest.approx(0.2) and summary["timeout_rate"] == pytest.approx(0.1)
+
+
+def test_eval_records_a_video_of_a_policy_trained_with_env_worker_processes(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from policies import checkpoint
+    from policies.cli import eval as eval_command
+    from policies.config import EnvSection, ModelConfig
+    from policies.inference import inference_payload
+    from policies.models import Actor, EnvSpec
+    from sim.batch import OBSERVATION_SIZES
+
+    config = TrainConfig(env=EnvSection(goal_mode="z", num_workers=2), model=ModelConfig(dense_size=16, lstm_size=8))
+    torch.manual_seed(0)
+    actor = Actor(EnvSpec(OBSERVATION_SIZES["policy"], OBSERVATION_SIZES["critic"], "discrete", 20, 11), config.model)
+    path = checkpoint.save(tmp_path / "policy.pt", "inference", inference_payload(actor, config))
+    video = tmp_path / "episode.mp4"
+    assert eval_command([str(path), "--episodes", "1", "--num-envs", "1", "--video", str(video)]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 1
+    assert video.stat().st_size > 0
