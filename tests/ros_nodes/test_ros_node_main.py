@@ -2,12 +2,14 @@
 flood of messages still closes a whole bag; a second signal stops a node whose callback never returns."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ros_nodes import msgs
@@ -17,11 +19,19 @@ from ros_nodes.transport import create_node
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _node_process(code: str, *args: str, domain: int = 0) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def _node_process(code: str, *args: str, domain: int = 0) -> Iterator[subprocess.Popen[str]]:
+    """`python -c code args` on DDS domain `domain`, killed on the way out if the test left it running."""
     environment = dict(os.environ, PYTHONPATH=str(ROOT), ROS_DOMAIN_ID=str(domain), INHAND_TRANSPORT="dds",
                        PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float = 30.0) -> None:
@@ -43,27 +53,25 @@ def test_recorder_stopped_while_topics_keep_appearing_closes_a_whole_bag(tmp_pat
     publisher_node = create_node("flood", backend="dds", domain_id=domain)
     publishers = [publisher_node.create_publisher(msgs.String, topic, 10) for topic in topics]
     extra = "[" + ", ".join(f"'{topic}:std_msgs/msg/String'" for topic in topics) + "]"
-    for attempt in range(3):  # three stops at three different points
-        bag = tmp_path / f"bag{attempt}"
-        recorder = _node_process("from ros_nodes.recorder import main; raise SystemExit(main())",
-                                 "--ros-args", "-p", f"bag:={bag}", "-p", "images:=false", "-p", f"extra_topics:={extra}",
-                                 domain=domain)
-        try:
-            assert publisher_node.spin_until(lambda: all(p.get_subscription_count() for p in publishers), 60.0)
-            stop_at = time.monotonic() + 0.4 + 0.2 * attempt
-            index = 0
-            while time.monotonic() < stop_at:
-                publishers[index % len(publishers)].publish(msgs.String(data=str(index)))
-                index += 1
-            recorder.send_signal(signal.SIGINT)
-            output = recorder.communicate(timeout=15.0)[0]
-        finally:
-            if recorder.poll() is None:
-                recorder.kill()
-        assert recorder.returncode == 0, output
-        with BagReader(bag) as reader:
-            assert sum(1 for _ in reader.messages(raw=True)) > 0
-    publisher_node.shutdown()
+    try:
+        for attempt in range(3):  # three stops at three different points
+            bag = tmp_path / f"bag{attempt}"
+            with _node_process("from ros_nodes.recorder import main; raise SystemExit(main())", "--ros-args",
+                               "-p", f"bag:={bag}", "-p", "images:=false", "-p", f"extra_topics:={extra}",
+                               domain=domain) as recorder:
+                assert publisher_node.spin_until(lambda: all(p.get_subscription_count() for p in publishers), 60.0)
+                stop_at = time.monotonic() + 0.4 + 0.2 * attempt
+                index = 0
+                while time.monotonic() < stop_at:
+                    publishers[index % len(publishers)].publish(msgs.String(data=str(index)))
+                    index += 1
+                recorder.send_signal(signal.SIGINT)
+                output = recorder.communicate(timeout=15.0)[0]
+            assert recorder.returncode == 0, output
+            with BagReader(bag) as reader:
+                assert sum(1 for _ in reader.messages(raw=True)) > 0
+    finally:
+        publisher_node.shutdown()
 
 
 STUCK_NODE = """
@@ -89,16 +97,12 @@ STUCK_NODE = """
 
 def test_a_second_signal_stops_a_node_whose_callback_never_returns(tmp_path: Path) -> None:
     marker = tmp_path / "closed"
-    process = _node_process(STUCK_NODE, str(marker))
-    try:
+    with _node_process(STUCK_NODE, str(marker)) as process:
         _wait_for_line(process, "stuck")
         process.send_signal(signal.SIGINT)
         time.sleep(0.5)
         assert process.poll() is None  # the first signal waits for the callback, which never returns
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=10.0)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert process.returncode == 0, output
     assert marker.read_text() == "closed"
