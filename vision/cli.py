@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(run=_render)
 
     train = add("train", "train the pose network on a dataset (--resume continues a run)")
-    train.add_argument("--data", type=Path, required=True, help="dataset folder")
+    train.add_argument("--data", type=Path, nargs="+", required=True, metavar="DIR",
+                       help="dataset folder(s); several are read as one (e.g. random-action and policy renders)")
     train.add_argument("--run-dir", type=Path, required=True, help="folder for checkpoints and metrics")
     train.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     train.set_defaults(run=_train)

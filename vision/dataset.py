@@ -333,53 +333,68 @@ def validation_mask(seeds: np.ndarray, fraction: float) -> np.ndarray:
 
 
 class PoseDataset(torch.utils.data.Dataset):
-    """A rendered dataset folder as a torch Dataset of preprocessed samples.
+    """One or more rendered dataset folders as a torch Dataset of preprocessed samples.
 
-    Opening checks the manifest and every shard's presence, readability and array shapes, raising DatasetError
-    naming the file. Items are dicts: images (cameras, S, S, 3) float32 from vision.preprocess at `input_size`,
-    position (3,) and quaternion (4,) float32, index (int). Shards load whole and the last `cache_shards` stay in
-    memory, so iterate in shard-grouped order (see shard_grouped_batches).
+    Opening checks every manifest and every shard's presence, readability and array shapes, raising DatasetError
+    naming the file; folders read together must share cameras and image size. Items are dicts: images (cameras, S,
+    S, 3) float32 from vision.preprocess at `input_size`, position (3,) and quaternion (4,) float32, index (int).
+    Shards load whole and the last `cache_shards` stay in memory, so iterate in shard-grouped order (see
+    shard_grouped_batches).
     """
 
     def __init__(
         self,
-        root: str | Path,
+        roots: str | Path | Sequence[str | Path],
         input_size: int,
         camera_count: int | None = None,
         allow_incomplete: bool = False,
         cache_shards: int = 2,
         crop: float = 1.0,
     ):
-        self.root = Path(root)
-        self.manifest = read_manifest(self.root)
+        self.roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(root) for root in roots]
+        if not self.roots:
+            raise DatasetError("no dataset folder given")
+        manifests = [read_manifest(root) for root in self.roots]
+        self.manifest = manifests[0]
+        for root, manifest in zip(self.roots[1:], manifests[1:]):
+            for key in ("camera_names", "image_size"):
+                if manifest[key] != self.manifest[key]:
+                    raise DatasetError(
+                        f"{root / MANIFEST_NAME}: {key} {manifest[key]} differs from {self.manifest[key]} in "
+                        f"{self.roots[0] / MANIFEST_NAME}; datasets read together must share it"
+                    )
         self.input_size = input_size
         self.crop = crop
         self.camera_count = len(self.manifest["camera_names"])
         if camera_count is not None and camera_count != self.camera_count:
             raise DatasetError(
-                f"{self.root / MANIFEST_NAME}: dataset has {self.camera_count} cameras, the model takes {camera_count}"
+                f"{self.roots[0] / MANIFEST_NAME}: dataset has {self.camera_count} cameras, the model takes "
+                f"{camera_count}"
             )
         self.cache_shards = max(1, cache_shards)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
-        shards = self.manifest["shards"]
-        if not self.manifest.get("complete", False) and not allow_incomplete:
-            done = sum(1 for shard in shards if shard.get("done"))
-            raise DatasetError(
-                f"{self.root / MANIFEST_NAME}: dataset incomplete ({done} of {len(shards)} shards done); "
-                "resume `inhand vision render` with the same settings"
-            )
-        self.shards = [shard for shard in shards if shard.get("done")]
-        if not self.shards:
-            raise DatasetError(f"{self.root / MANIFEST_NAME}: dataset holds no finished shard")
-        seeds = []
-        for shard in self.shards:
-            path = self.root / shard["file"]
-            check_shard(path, shard["count"], self.camera_count, self.manifest["image_size"])
-            seeds.append(load_shard(path, ("seeds",))["seeds"])
+        self.shard_paths: list[Path] = []
+        counts, seeds = [], []
+        for root, manifest in zip(self.roots, manifests):
+            shards = manifest["shards"]
+            if not manifest.get("complete", False) and not allow_incomplete:
+                done = sum(1 for shard in shards if shard.get("done"))
+                raise DatasetError(
+                    f"{root / MANIFEST_NAME}: dataset incomplete ({done} of {len(shards)} shards done); "
+                    "resume `inhand vision render` with the same settings"
+                )
+            finished = [shard for shard in shards if shard.get("done")]
+            if not finished:
+                raise DatasetError(f"{root / MANIFEST_NAME}: dataset holds no finished shard")
+            for shard in finished:
+                path = root / shard["file"]
+                check_shard(path, shard["count"], self.camera_count, self.manifest["image_size"])
+                seeds.append(load_shard(path, ("seeds",))["seeds"])
+                self.shard_paths.append(path)
+                counts.append(shard["count"])
         self.seeds = np.concatenate(seeds)
-        counts = np.array([shard["count"] for shard in self.shards])
         self.shard_starts = np.concatenate(([0], np.cumsum(counts)))
-        self.shard_of_index = np.repeat(np.arange(len(self.shards)), counts)
+        self.shard_of_index = np.repeat(np.arange(len(counts)), counts)
 
     def __len__(self) -> int:
         return int(self.shard_starts[-1])
@@ -406,7 +421,7 @@ class PoseDataset(torch.utils.data.Dataset):
         if shard_index in self._cache:
             self._cache.move_to_end(shard_index)
             return self._cache[shard_index]
-        arrays = load_shard(self.root / self.shards[shard_index]["file"])
+        arrays = load_shard(self.shard_paths[shard_index])
         self._cache[shard_index] = arrays
         while len(self._cache) > self.cache_shards:
             self._cache.popitem(last=False)

@@ -10,6 +10,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,7 @@ def atomic_torch_save(data: dict[str, Any], path: Path) -> None:
 
 def _positions(dataset: PoseDataset, indices: np.ndarray) -> np.ndarray:
     """Stored positions (K, 3) of dataset samples, read without loading images."""
-    positions = np.concatenate([load_shard(dataset.root / shard["file"], ("position",))["position"]
-                                for shard in dataset.shards])
+    positions = np.concatenate([load_shard(path, ("position",))["position"] for path in dataset.shard_paths])
     return positions[indices]
 
 
@@ -128,9 +128,11 @@ def _sigterm_as_interrupt() -> Any:
 
 
 def train(
-    config: VisionConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False, progress: bool = True
+    config: VisionConfig, data_dir: str | Path | Sequence[str | Path], run_dir: str | Path, resume: bool = False,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Train until config.train.steps; returns the last validation metrics (empty without a held-out set)."""
+    """Train on one dataset folder or several read as one until config.train.steps; returns the last validation
+    metrics (empty without a held-out set)."""
     settings = config.train
     run_dir = Path(run_dir)
     checkpoint_path = run_dir / CHECKPOINT_NAME
@@ -147,7 +149,7 @@ def train(
     train_indices = np.flatnonzero(~held_out)
     validation_indices = np.flatnonzero(held_out)[: settings.validation_max_samples]
     if len(train_indices) == 0:
-        raise ValueError(f"{data_dir}: no training samples left after holding out {settings.validation_fraction:.0%}")
+        raise ValueError(f"{', '.join(map(str, dataset.roots))}: no training samples left after holding out {settings.validation_fraction:.0%}")
 
     torch.manual_seed(settings.seed)
     device = resolve_device(settings.device)
@@ -178,7 +180,7 @@ def train(
                 "step": step,
                 "best_score": best_score,
                 "torch_rng": torch.get_rng_state(),
-                "dataset": str(data_dir),
+                "dataset": [str(root) for root in dataset.roots],
             },
             checkpoint_path,
         )

@@ -59,6 +59,23 @@ def test_round_trip_shards_manifest_and_samples(tmp_path):
     np.testing.assert_allclose(item["quaternion"].numpy(), quaternion, atol=1e-7)
 
 
+def test_several_folders_read_as_one_dataset_in_the_order_given(tmp_path):
+    write(tmp_path / "a", count=10)
+    write(tmp_path / "b", count=6, seed_start=500)
+    dataset = PoseDataset([tmp_path / "a", tmp_path / "b"], input_size=8)
+    assert len(dataset) == 16
+    np.testing.assert_array_equal(dataset.seeds, np.concatenate((np.arange(100, 110), np.arange(500, 506))))
+    # shards 0-2 from a (4, 4, 2 samples), 3-4 from b (4, 2): sample 12 is b's third, seed 502
+    assert dataset.shard_of_index.tolist() == [0] * 4 + [1] * 4 + [2] * 2 + [3] * 4 + [4] * 2
+    np.testing.assert_array_equal(dataset.raw(12)["images"], render_small(502)[0])
+    write(tmp_path / "c", count=4, image_size=2 * SIZE, render=functools.partial(render_synthetic_sample,
+                                                                                 image_size=2 * SIZE))
+    with pytest.raises(DatasetError, match=r"c/manifest\.json: image_size 32 differs from 16"):
+        PoseDataset([tmp_path / "a", tmp_path / "c"], input_size=8)
+    with pytest.raises(DatasetError, match="no dataset folder given"):
+        PoseDataset([], input_size=8)
+
+
 def test_spawned_workers_write_the_same_data_as_one_process(tmp_path):
     write(tmp_path / "single", count=6)
     write(tmp_path / "workers", count=6, workers=2, start_method="spawn")

@@ -32,6 +32,11 @@ def test_render_train_eval_export(tmp_path, capsys):
     assert cli.main(["train", "--data", str(data), "--run-dir", str(run), *SMALL, *train_settings]) == 0
     assert (run / "checkpoint.pt").is_file()
 
+    more, both = tmp_path / "more", tmp_path / "run-both"
+    assert cli.main(["render", "--synthetic", "--out", str(more), "--n", "8", "--seed", "5000", *SMALL]) == 0
+    assert cli.main(["train", "--data", str(data), str(more), "--run-dir", str(both), *SMALL, *train_settings]) == 0
+    assert torch.load(both / "checkpoint.pt", weights_only=True)["dataset"] == [str(data), str(more)]
+
     assert cli.main(["eval", "--checkpoint", str(run / "checkpoint.pt"), "--data", str(data), "--out", str(report),
                      "--set", "evaluation.grid_samples=2", "--set", "evaluation.grid_cell_size=64"]) == 0
     metrics = json.loads((report / "metrics.json").read_text())
