@@ -1,7 +1,9 @@
-"""`inhand bench vision`: render time per sample and pose-network inference time at batch 1 on 2 threads, as JSON."""
+"""`inhand bench vision`: render time per sample, pose-network inference time at batch 1 and training-step time in
+float32 and bfloat16, on 2 threads, as JSON."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -13,10 +15,11 @@ import numpy as np
 import torch
 
 from sim.config_loading import parse_overrides
-from vision.config import load_vision_config
+from vision.config import VisionConfig, load_vision_config
 from vision.inference import OnnxPoseEstimator, PoseEstimator, export_onnx, model_from_checkpoint
 from vision.model import PoseNet
 from vision.preprocess import preprocess
+from vision.train import optimization_step
 
 THREADS = 2
 
@@ -41,6 +44,21 @@ def render_ms_per_sample(image_size: int, samples: int) -> float:
     return _median_ms(lambda: render_pose_sample(next(seeds), image_size=image_size), samples, warmup=1)
 
 
+def train_step_ms(config: VisionConfig, precision: str, repeats: int) -> float:
+    """Median ms of one training step (forward, loss, backward, AdamW) at train.batch_size on random images."""
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, precision=precision))
+    torch.manual_seed(0)
+    model = PoseNet(config.model).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.learning_rate)
+    size, batch_size = config.model.input_size, config.train.batch_size
+    batch = {
+        "images": torch.randn(batch_size, config.model.camera_count, size, size, 3),
+        "position": 0.01 * torch.randn(batch_size, 3),
+        "quaternion": torch.nn.functional.normalize(torch.randn(batch_size, 4), dim=-1),
+    }
+    return _median_ms(lambda: optimization_step(model, optimizer, batch, config), repeats, warmup=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print JSON: ms per sample for rendering, preprocessing, the torch network, torch end to end and ONNX Runtime."""
     parser = argparse.ArgumentParser(prog="inhand bench vision", description=__doc__)
@@ -53,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime figure")
     parser.add_argument("--render-samples", type=int, default=10, help="samples timed for the render figure")
     parser.add_argument("--no-render", action="store_true", help="skip the MuJoCo render figure")
+    parser.add_argument("--train-repeats", type=int, default=10,
+                        help="training steps timed per precision (0: skip the training figures)")
     arguments = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     torch.set_num_threads(THREADS)
@@ -91,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         render_ms = render_ms_per_sample(render_size, arguments.render_samples)
         figures["render_ms_per_sample"] = render_ms
         figures["render_ms_per_camera"] = render_ms / cameras
+    if arguments.train_repeats > 0:
+        for precision in ("fp32", "bf16"):
+            figures[f"train_step_ms_{precision}"] = train_step_ms(config, precision, arguments.train_repeats)
+        figures["train_batch"] = config.train.batch_size
+        figures["train_bf16_speedup"] = figures["train_step_ms_fp32"] / figures["train_step_ms_bf16"]
     figures["parameters"] = sum(parameter.numel() for parameter in model.parameters())
     print(json.dumps(figures))
     return 0

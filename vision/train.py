@@ -67,6 +67,19 @@ def loss_terms(
     return total, {name: float(value.detach()) for name, value in parts.items()}
 
 
+def optimization_step(
+    model: PoseNet, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], config: VisionConfig
+) -> dict[str, float]:
+    """One gradient step on a preprocessed batch, the convolutions in bfloat16 when train.precision says so."""
+    device_type = batch["images"].device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.train.precision == "bf16"):
+        loss, parts = loss_terms(model, batch, config)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return parts
+
+
 def atomic_torch_save(data: dict[str, Any], path: Path) -> None:
     """torch.save through a temporary file and a rename."""
     atomic_write(path, lambda temporary: torch.save(data, temporary))
@@ -214,11 +227,7 @@ def train(
                     group["lr"] = learning_rate(config, step)
                 generator.manual_seed(settings.seed * 1_000_003 + step)
                 batch["images"] = augment(batch["images"], config.augmentation, generator)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
-                    loss, parts = loss_terms(model, batch, config)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                parts = optimization_step(model, optimizer, batch, config)
                 step += 1
                 window_samples += len(batch["index"])
                 bar.update(1)

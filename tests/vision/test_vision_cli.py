@@ -75,16 +75,19 @@ def test_eval_takes_the_checkpoint_once(tmp_path, capsys):
 
 
 def test_bench_prints_json_figures(capsys):
-    assert bench.main(["--input-size", "48", "--repeats", "2", "--no-onnx", "--no-render"]) == 0
+    assert bench.main(["--input-size", "48", "--repeats", "2", "--no-onnx", "--no-render", "--train-repeats", "1",
+                       "--set", "train.batch_size=2"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["input_size"] == 48 and figures["batch"] == 1 and figures["threads"] == 2
     assert figures["torch_network_ms"] > 0 and figures["torch_end_to_end_ms"] > 0
     assert "render_ms_per_sample" not in figures
+    assert figures["train_batch"] == 2 and figures["train_step_ms_fp32"] > 0 and figures["train_step_ms_bf16"] > 0
+    assert figures["train_bf16_speedup"] == pytest.approx(figures["train_step_ms_fp32"] / figures["train_step_ms_bf16"])
 
 
 def test_bench_times_the_mujoco_render(capsys):
     assert bench.main(["--input-size", "48", "--set", "dataset.image_size=48", "--repeats", "1", "--no-onnx",
-                       "--render-samples", "3"]) == 0
+                       "--render-samples", "3", "--train-repeats", "0"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["render_size"] == 48 and figures["cameras"] == 3
     assert figures["render_ms_per_sample"] > 0
