@@ -28,6 +28,7 @@ from sim.config_loading import parse_overrides
 from policies.config import EnvSection, TrainConfig, load_train_config
 from policies.runner import LocalBackend, Runner
 from policies.vec_env import VecEnv
+from sim.cores import default_num_threads
 from sim.config import EnvConfig, load_env_config
 from sim.config_loading import ConfigError
 
@@ -113,7 +114,8 @@ def make_continuous_sim_env(section: EnvSection, num_envs: int, seed: int) -> Ve
     """policies.sim_env's VecEnv with Box actions: our learner on the action space the RecurrentPPO side gets."""
     from sim import make_vec_env
 
-    return make_vec_env(continuous_env_config(section), num_envs=num_envs, num_workers=section.num_workers, seed=seed)
+    return make_vec_env(continuous_env_config(section), num_envs=num_envs, num_workers=section.num_workers, seed=seed,
+                        num_threads=section.num_threads)
 
 
 def configured_action_type(config: TrainConfig) -> str:
@@ -268,7 +270,7 @@ def run_recurrent_ppo(config: TrainConfig, updates: int, layout: str) -> SideRes
     env = TimedSB3VecEnv(vec_env)
     samples_per_update = config.runner.rollout_steps * num_envs
     ppo = config.ppo
-    torch.set_num_threads(config.runner.torch_threads)
+    torch.set_num_threads(config.runner.torch_threads or default_num_threads())
     try:
         model = TimedRecurrentPPO(
             "MlpLstmPolicy", env, learning_rate=ppo.learning_rate, n_steps=config.runner.rollout_steps,

@@ -20,7 +20,9 @@ def train(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="inhand train", description=train.__doc__)
     parser.add_argument("--config", help=f"train YAML (default {DEFAULT_CONFIG}; on --resume: the run's own)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    parser.add_argument("--resume", metavar="RUN_DIR|FILE.pt",
+                        help="continue a run from its newest checkpoint (a run folder) or from one training "
+                             "checkpoint file, which holds the whole run (weights, optimizer, RNG, metrics)")
     parser.add_argument("--init", metavar="CHECKPOINT",
                         help="start a new run from this checkpoint's weights (e.g. xyz from a z policy); "
                              "counters and optimizer start fresh")
@@ -32,19 +34,18 @@ def train(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from policies import checkpoint
     from policies.config import load_train_config
-    from policies.runner import LocalBackend, Runner, latest_checkpoint, resume_config
+    from policies.runner import LocalBackend, Runner, resume_config, resume_paths
 
     try:
         overrides = parse_overrides(args.overrides)
         resume_from = None
         if args.resume:
-            if args.run_dir and Path(args.run_dir).resolve() != Path(args.resume).resolve():
-                raise ConfigError("--run-dir and --resume name different folders; a resumed run stays in its folder")
-            path = latest_checkpoint(args.resume)
+            path, run_dir = resume_paths(Path(args.resume), args.run_dir)
             resume_from = checkpoint.load(path, kinds=("training",))
             requested = load_train_config(args.config) if args.config else None
             config = resume_config(resume_from["config"], requested, overrides, str(path))
-            run_dir = Path(args.resume)
+            if run_dir is None:
+                run_dir = Path(config.runner.runs_dir) / time.strftime(f"{path.stem.split('.')[0]}-%Y%m%d-%H%M%S")
         else:
             config = load_train_config(args.config or DEFAULT_CONFIG, overrides)
             run_dir = Path(args.run_dir or Path(config.runner.runs_dir) / time.strftime("train-%Y%m%d-%H%M%S"))

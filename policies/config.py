@@ -21,9 +21,11 @@ class EnvSection:
     config: str | None = None
     # overrides the env YAML's goal mode when set
     goal_mode: str | None = field(default=None, metadata=choice("z", "xyz"))
-    num_envs: int = field(default=16, metadata=bound(1, 1_000_000))
+    num_envs: int = field(default=64, metadata=bound(1, 1_000_000))
     # worker processes inside one VecEnv (0: step all envs in this process)
     num_workers: int = field(default=0, metadata=bound(0, 4096))
+    # physics threads of the in-process VecEnv (num_workers 0); null: one per core this process may use
+    num_threads: int | None = field(default=None, metadata=bound(1, 64))
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,9 @@ class RunnerConfig:
     stats_window: int = field(default=100, metadata=bound(1, 1_000_000))
     runs_dir: str = "runs"
     device: str = field(default="cpu", metadata=choice("cpu", "cuda"))
-    torch_threads: int = field(default=1, metadata=bound(1, 1024))
+    # threads of the PPO update; rollout inference always runs on one, since idle OpenMP workers spin on the
+    # cores the physics threads need. null: one per core this process may use
+    torch_threads: int | None = field(default=None, metadata=bound(1, 1024))
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class TrainConfig:
 RESUMABLE_KEYS = frozenset({"runner.total_updates", "runner.checkpoint_every", "runner.keep_checkpoints",
                             "runner.runs_dir", "runner.torch_threads", "runner.device", "ray.address",
                             "ray.local_num_cpus", "ray.cpus_per_worker", "env.num_workers",
+                            "env.num_threads",
                             # an annealing schedule by hand: lower the bonus once the policy holds the cube
                             "ppo.entropy_coef"})
 

@@ -34,30 +34,24 @@ def clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """metrics.jsonl + tensorboard/ + curves.png in a run folder; resuming drops rows past the checkpoint."""
+    """metrics.jsonl + tensorboard/ + curves.png in a run folder, continuing `history` (a checkpoint's rows)."""
 
-    def __init__(self, run_dir: str | Path, resume_update: int = 0) -> None:
+    def __init__(self, run_dir: str | Path, history: list[dict[str, Any]] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.jsonl"
-        self.rows = self._read_rows(resume_update)
-        # rewrite without the rows of updates lost since the checkpoint (and any line cut short by a kill)
+        self.rows = list(history or [])
+        resume_update = self.rows[-1]["update"] if self.rows else 0
+        # the checkpoint's history is the record: rows logged after it (lost with the kill) are dropped
         atomic_write(self.path, lambda temp: temp.write_text("".join(json.dumps(row) + "\n" for row in self.rows)))
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=resume_update + 1)
-
-    def _read_rows(self, resume_update: int) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        rows = []
-        for line in self.path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and isinstance(row.get("update"), int) and row["update"] <= resume_update:
-                rows.append(row)
-        return rows
+        tensorboard = self.run_dir / "tensorboard"
+        fresh = not tensorboard.exists()
+        self.writer = SummaryWriter(str(tensorboard), purge_step=resume_update + 1)
+        if fresh:  # a run resumed in a new folder: its history goes to TensorBoard too
+            for row in self.rows:
+                self._add_scalars(row)
+            self.writer.flush()
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one update's metrics (flushed at once) and log its numeric values to TensorBoard."""
@@ -65,10 +59,13 @@ class MetricsLog:
         with open(self.path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         self.rows.append(row)
+        self._add_scalars(row)
+        self.writer.flush()
+
+    def _add_scalars(self, row: dict[str, Any]) -> None:
         for key, value in row.items():
             if key not in NOT_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(key, value, global_step=row["update"])
-        self.writer.flush()
 
     def plot(self) -> Path:
         """Write curves.png (atomically) from all rows so far."""

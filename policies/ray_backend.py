@@ -5,6 +5,7 @@ the envs with them and returns its storage and finished episodes; the driver joi
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import ray
@@ -26,6 +27,10 @@ class RolloutActor:
     def __init__(self, config_mapping: dict[str, Any], num_envs: int, seed: int) -> None:
         config = config_from_mapping(config_mapping, "<ray driver config>")
         torch.set_num_threads(1)
+        if config.env.num_threads is None:
+            # an actor may use the CPUs Ray reserved for it, not every core of its node
+            threads = max(1, round(config.ray.cpus_per_worker))
+            config = dataclasses.replace(config, env=dataclasses.replace(config.env, num_threads=threads))
         self.env = make_env(config.env, num_envs, seed)
         self.spec = EnvSpec.from_env(self.env)
         self.ppo = build_ppo(self.spec, config.model, config.ppo, seed, "cpu")

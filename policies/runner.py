@@ -1,8 +1,9 @@
-"""The training loop: rollouts from a backend, PPO updates, metrics, atomic checkpoints, exact resume.
+"""The training loop: rollouts from a backend, PPO updates, metrics, atomic checkpoints, resume from one file.
 
-Every checkpoint_every updates a segment ends: a checkpoint is written and every env restarts with a seed drawn
-from the run's env seed stream (LSTM states zeroed, action sampling reseeded). A run resumed from that checkpoint
-therefore continues exactly as the uninterrupted run did.
+Envs restart (with a seed from the run's env seed stream) only when train() begins, so a checkpoint never cuts an
+episode short: writing one leaves the rollout untouched. A training checkpoint holds all a run needs to go on
+(weights, optimizer, normalizers, counters, RNG states, recent episodes, the metrics history), so a run moves
+between machines as that one file. Episodes in progress when a run stops are lost; the resumed run starts new ones.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from policies.rollout import Episodes, RolloutWorker
 from policies.storage import RolloutStorage
 from policies.vec_env import EPISODE_KEYS, make_env
 from sim.atomic import atomic_write
+from sim.cores import default_num_threads
 from sim.config_loading import to_mapping
 
 CHECKPOINT_GLOB = "update_*.pt"
@@ -100,6 +102,29 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     return paths[-1]
 
 
+def resume_paths(resume: Path, run_dir: str | None) -> tuple[Path, Path | None]:
+    """--resume (a run folder or a checkpoint file) and --run-dir -> (checkpoint file, run folder or None: new).
+
+    A run folder continues in place from its newest checkpoint; a file inside a run's checkpoints/ folder
+    continues that run; any other file (one carried between machines) starts a folder of its own.
+    """
+    if resume.is_dir():
+        if run_dir and Path(run_dir).resolve() != resume.resolve():
+            raise CheckpointError("--run-dir and --resume name different folders; a resumed run stays in its folder")
+        return latest_checkpoint(resume), resume
+    if not resume.is_file():
+        raise CheckpointError(f"{resume}: no such run folder or checkpoint file to resume")
+    if run_dir:
+        folder = Path(run_dir)
+        inside = resume.resolve().parent == (folder / "checkpoints").resolve()
+        if (folder / "metrics.jsonl").exists() and not inside:
+            raise CheckpointError(f"{folder} already holds another run; resume {resume} into a new --run-dir")
+        return resume, folder
+    if resume.parent.name == "checkpoints" and (resume.parent.parent / "config.yaml").is_file():
+        return resume, resume.parent.parent
+    return resume, None
+
+
 def resume_config(saved: dict[str, Any], requested: TrainConfig | None, overrides: dict[str, Any],
                   source: str) -> TrainConfig:
     """The config to continue with: the checkpoint's, or `requested`, which may differ only in resumable keys."""
@@ -133,7 +158,7 @@ class Runner:
     def __init__(self, config: TrainConfig, backend: Backend, run_dir: str | Path,
                  resume_from: dict[str, Any] | None = None, progress: bool = True,
                  init_from: dict[str, Any] | None = None) -> None:
-        torch.set_num_threads(config.runner.torch_threads)
+        self.update_threads = config.runner.torch_threads or default_num_threads()
         self.config, self.backend, self.progress = config, backend, progress
         self.run_dir = Path(run_dir)
         self.ppo = build_ppo(backend.spec, config.model, config.ppo, config.seed, config.runner.device)
@@ -151,7 +176,8 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_text = yaml.safe_dump(to_mapping(config), sort_keys=False)
         atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
-        self.metrics = MetricsLog(self.run_dir, resume_update=self.counters["update"])
+        history = [] if resume_from is None else list(resume_from.get("metrics", []))
+        self.metrics = MetricsLog(self.run_dir, history)
         self.stop_requested = False
         self.last_plot = -float("inf")
 
@@ -168,13 +194,11 @@ class Runner:
         bar = tqdm(total=total * self.samples_per_update, initial=self.counters["env_steps"], unit="step",
                    unit_scale=True, dynamic_ncols=True, disable=not self.progress, desc="train")
         restore_signals = self._install_stop_handlers()
-        segment_open = False
         try:
+            if self.counters["update"] < total:
+                self.backend.restart([int(seed) for seed in self.seed_stream.integers(0, 2**31 - 1,
+                                                                                     self.backend.num_streams)])
             while self.counters["update"] < total and not self.stop_requested:
-                if not segment_open:
-                    self.backend.restart([int(seed) for seed in self.seed_stream.integers(0, 2**31 - 1,
-                                                                                         self.backend.num_streams)])
-                    segment_open = True
                 row = self._update()
                 bar.update(self.samples_per_update)
                 bar.set_postfix(update=row["update"], sps=f"{row['samples_per_s']:.0f}",
@@ -182,7 +206,6 @@ class Runner:
                 update = self.counters["update"]
                 if update % self.config.runner.checkpoint_every == 0 or update == total or self.stop_requested:
                     self.save_checkpoint()
-                    segment_open = False
             self.plot()
         finally:
             restore_signals()
@@ -194,8 +217,10 @@ class Runner:
 
     def _update(self) -> dict[str, Any]:
         start = time.perf_counter()
+        torch.set_num_threads(1)
         storage, episodes = self.backend.collect()
         rollout_seconds = time.perf_counter() - start
+        torch.set_num_threads(self.update_threads)
         stats = self.ppo.update(storage)
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
@@ -231,7 +256,7 @@ class Runner:
         return {"config": to_mapping(self.config), "spec": self.backend.spec.to_mapping(),
                 "actor": self.ppo.actor.state_dict(), "critic": self.ppo.critic.state_dict(),
                 "optimizer": self.ppo.optimizer.state_dict(), "counters": dict(self.counters),
-                "train_seconds": self.train_seconds, "recent_episodes": recent,
+                "train_seconds": self.train_seconds, "recent_episodes": recent, "metrics": list(self.metrics.rows),
                 "rng": {"torch": torch.get_rng_state(), "minibatch": self.ppo.rng.bit_generator.state,
                         "env_seeds": self.seed_stream.bit_generator.state}}
 

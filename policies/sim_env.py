@@ -13,4 +13,5 @@ def make_vec_env(section: EnvSection, num_envs: int, seed: int) -> VecEnv:
     env_config = load_env_config(section.config)
     if section.goal_mode is not None:
         env_config = env_config.with_options(goal_mode=section.goal_mode)
-    return make_sim_vec_env(env_config, num_envs=num_envs, num_workers=section.num_workers, seed=seed)
+    return make_sim_vec_env(env_config, num_envs=num_envs, num_workers=section.num_workers, seed=seed,
+                             num_threads=section.num_threads)

@@ -189,9 +189,7 @@ class PoseSampleRenderer:
     def _roll_out(self, rng: np.random.Generator) -> None:
         """Reset, then step random actions or the policy's for a random number of control steps."""
         batch, policy = self.batch, self.policy
-        observation = batch.reset(int(rng.integers(2**63)))
-        if policy is not None:
-            policy.reset(1)
+        observation = self._restart(rng)
         max_steps = self.max_random_steps if policy is None else self.max_policy_steps
         for _ in range(int(rng.integers(0, max_steps + 1))):
             if policy is None:
@@ -201,9 +199,14 @@ class PoseSampleRenderer:
             result = batch.step(actions)
             observation = result.observation
             if result.terminated[0] or result.truncated[0]:
-                observation = batch.reset(int(rng.integers(2**63)))
-                if policy is not None:
-                    policy.reset(1)
+                observation = self._restart(rng)
+
+    def _restart(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A fresh episode, and fresh policy memory when a policy acts; its observation."""
+        observation = self.batch.reset(int(rng.integers(2**63)))
+        if self.policy is not None:
+            self.policy.reset(1)
+        return observation
 
     def close(self) -> None:
         """Free the renderer."""

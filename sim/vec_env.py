@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.batch import OBSERVATION_SIZES, ReorientBatch
+from sim.cores import default_num_threads
 from sim.config import EnvConfig
 from sim.env import action_space
 
@@ -54,9 +55,10 @@ class VecEnv(ABC):
 class BatchVecEnv(VecEnv):
     """All envs stepped in this process by one ReorientBatch."""
 
-    def __init__(self, config: EnvConfig, num_envs: int, seed: int = 0):
+    def __init__(self, config: EnvConfig, num_envs: int, seed: int = 0, num_threads: int = 1):
         # seeded like worker 0 of ProcessVecEnv, so one worker reproduces this backend exactly
-        self.batch = ReorientBatch(config, num_envs, seed=_worker_seed(seed, 0), autoreset=True)
+        self.batch = ReorientBatch(config, num_envs, seed=_worker_seed(seed, 0), autoreset=True,
+                                   num_threads=num_threads)
         self.num_envs = num_envs
         self.single_action_space = action_space(config, self.batch.n_actuators)
         self._renderer: mujoco.Renderer | None = None
@@ -78,7 +80,8 @@ class BatchVecEnv(VecEnv):
         return self._renderer.render()
 
     def close(self) -> None:
-        """Free the renderer, if one was made."""
+        """Stop the physics threads; free the renderer, if one was made."""
+        self.batch.close()
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
@@ -187,8 +190,10 @@ def _worker_seed(seed: int, worker: int) -> int:
     return int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])
 
 
-def make_vec_env(config: EnvConfig, num_envs: int, num_workers: int = 0, seed: int = 0) -> VecEnv:
-    """num_workers=0 steps all envs in this process; otherwise they are split over that many processes."""
+def make_vec_env(config: EnvConfig, num_envs: int, num_workers: int = 0, seed: int = 0,
+                 num_threads: int | None = None) -> VecEnv:
+    """num_workers=0 steps all envs in this process on num_threads physics threads (None: one per core);
+    otherwise they are split over that many single-threaded processes."""
     if num_workers == 0:
-        return BatchVecEnv(config, num_envs, seed)
+        return BatchVecEnv(config, num_envs, seed, default_num_threads() if num_threads is None else num_threads)
     return ProcessVecEnv(config, num_envs, num_workers, seed)

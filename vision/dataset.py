@@ -374,7 +374,7 @@ class PoseDataset(torch.utils.data.Dataset):
         self.cache_shards = max(1, cache_shards)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.shard_paths: list[Path] = []
-        counts, seeds = [], []
+        counts, seeds, positions = [], [], []
         for root, manifest in zip(self.roots, manifests):
             shards = manifest["shards"]
             if not manifest.get("complete", False) and not allow_incomplete:
@@ -389,10 +389,13 @@ class PoseDataset(torch.utils.data.Dataset):
             for shard in finished:
                 path = root / shard["file"]
                 check_shard(path, shard["count"], self.camera_count, self.manifest["image_size"])
-                seeds.append(load_shard(path, ("seeds",))["seeds"])
+                labels = load_shard(path, ("seeds", "position"))
+                seeds.append(labels["seeds"])
+                positions.append(labels["position"])
                 self.shard_paths.append(path)
                 counts.append(shard["count"])
         self.seeds = np.concatenate(seeds)
+        self.positions = np.concatenate(positions)  # (N, 3) m, for the position normalization without images
         self.shard_starts = np.concatenate(([0], np.cumsum(counts)))
         self.shard_of_index = np.repeat(np.arange(len(counts)), counts)
 

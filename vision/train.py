@@ -21,7 +21,7 @@ from tqdm import tqdm
 from sim.atomic import atomic_write
 from sim.config_loading import flatten_mapping, to_mapping
 from vision.config import AugmentationConfig, VisionConfig
-from vision.dataset import PoseDataset, load_shard, shard_grouped_batches, validation_mask
+from vision.dataset import PoseDataset, shard_grouped_batches, validation_mask
 from vision.evaluate import error_metrics, predict_dataset
 from vision.geometry import orientation_loss, position_loss
 from vision.inference import CheckpointError, config_from_checkpoint, load_checkpoint, resolve_device
@@ -83,12 +83,6 @@ def optimization_step(
 def atomic_torch_save(data: dict[str, Any], path: Path) -> None:
     """torch.save through a temporary file and a rename."""
     atomic_write(path, lambda temporary: torch.save(data, temporary))
-
-
-def _positions(dataset: PoseDataset, indices: np.ndarray) -> np.ndarray:
-    """Stored positions (K, 3) of dataset samples, read without loading images."""
-    positions = np.concatenate([load_shard(path, ("position",))["position"] for path in dataset.shard_paths])
-    return positions[indices]
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -162,7 +156,10 @@ def train(
     train_indices = np.flatnonzero(~held_out)
     validation_indices = np.flatnonzero(held_out)[: settings.validation_max_samples]
     if len(train_indices) == 0:
-        raise ValueError(f"{', '.join(map(str, dataset.roots))}: no training samples left after holding out {settings.validation_fraction:.0%}")
+        raise ValueError(
+            f"{', '.join(map(str, dataset.roots))}: no training samples left after holding out "
+            f"{settings.validation_fraction:.0%}"
+        )
 
     torch.manual_seed(settings.seed)
     device = resolve_device(settings.device)
@@ -179,7 +176,7 @@ def train(
         torch.set_rng_state(checkpoint["torch_rng"])
         step, best_score = int(checkpoint["step"]), float(checkpoint["best_score"])
     else:
-        positions = _positions(dataset, train_indices)
+        positions = dataset.positions[train_indices]
         scale = np.maximum(positions.std(axis=0), MIN_POSITION_SCALE_M)
         model.set_position_normalization(torch.as_tensor(positions.mean(axis=0)), torch.as_tensor(scale))
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from policies.config import TrainConfig, incompatible_keys, load_train_config
+from sim.config_loading import ConfigError
 from policies.evaluate import episode_quotas, summarize
 from tests.policies.memory_envs import REPO_ROOT
 
@@ -59,3 +60,9 @@ def test_eval_records_a_video_of_a_policy_trained_with_env_worker_processes(tmp_
     assert eval_command([str(path), "--episodes", "1", "--num-envs", "1", "--video", str(video)]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == 1
     assert video.stat().st_size > 0
+
+
+@pytest.mark.parametrize("bad", [0, -2, 65])
+def test_a_bad_env_num_threads_is_refused_naming_the_key(bad):
+    with pytest.raises(ConfigError, match=r"key 'env.num_threads': value .* outside allowed range \[1, 64\]"):
+        load_train_config(REPO_ROOT / "config/train.yaml", {"env.num_threads": bad})

@@ -1,4 +1,5 @@
-"""The runner: run folder contents, exact resume (in process and after SIGKILL), graceful stop, the CLI."""
+"""The runner: run folder contents, checkpoints that leave the rollout alone, resume from one file (in process and
+after SIGKILL), graceful stop, the CLI."""
 from __future__ import annotations
 
 import json
@@ -52,14 +53,43 @@ def test_run_folder_holds_metrics_tensorboard_plot_and_the_newest_checkpoints(tm
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == to_mapping(runner.config)
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    straight = run(memory_config(**{"runner.total_updates": 4, "runner.checkpoint_every": 2}), tmp_path / "a")
-    run(memory_config(**{"runner.total_updates": 2, "runner.checkpoint_every": 2}), tmp_path / "b")
-    content = checkpoint.load(latest_checkpoint(tmp_path / "b"))
-    resumed = run(memory_config(**{"runner.total_updates": 4, "runner.checkpoint_every": 2}), tmp_path / "b",
-                  resume_from=content)
-    assert learning(resumed.metrics.rows) == learning(straight.metrics.rows)
-    assert resumed.counters == straight.counters == {"update": 4, "env_steps": 4 * 640, "episodes": 4 * 128}
+def test_checkpoints_leave_the_rollouts_untouched(tmp_path):
+    every_update = run(memory_config(**{"runner.total_updates": 4, "runner.checkpoint_every": 1}), tmp_path / "a")
+    once = run(memory_config(**{"runner.total_updates": 4, "runner.checkpoint_every": 4}), tmp_path / "b")
+    assert len(checkpoint_paths(tmp_path / "a")) == 3 and len(checkpoint_paths(tmp_path / "b")) == 1
+    assert learning(every_update.metrics.rows) == learning(once.metrics.rows)
+    for name in ("actor", "critic"):
+        ours, theirs = getattr(every_update.ppo, name).state_dict(), getattr(once.ppo, name).state_dict()
+        assert all(ours[key].equal(theirs[key]) for key in theirs)
+
+
+def test_a_run_continues_from_one_checkpoint_file_in_a_new_folder(tmp_path, capsys):
+    config_path = write_config(tmp_path / "train.yaml", **{"runner.total_updates": 2, "runner.checkpoint_every": 2})
+    assert train(["--config", str(config_path), "--run-dir", str(tmp_path / "first"), "--no-progress"]) == 0
+    capsys.readouterr()
+    first_rows = metric_rows(tmp_path / "first")
+    carried = tmp_path / "z.train.pt"
+    carried.write_bytes(latest_checkpoint(tmp_path / "first").read_bytes())
+    saved = checkpoint.load(carried)
+    assert saved["metrics"] == first_rows and len(saved["recent_episodes"]["episode_return"]) > 0
+
+    resumed = []
+    for name in ("second", "third"):
+        assert train(["--resume", str(carried), "--run-dir", str(tmp_path / name), "--set",
+                      "runner.total_updates=4", "--no-progress"]) == 0
+        assert json.loads(capsys.readouterr().out)["update"] == 4
+        resumed.append(metric_rows(tmp_path / name))
+        assert (tmp_path / name / "curves.png").exists()
+        assert list((tmp_path / name / "tensorboard").glob("events.out.tfevents.*"))
+    # the history up to the file is kept; from one file a resumed run is reproducible
+    assert [row["update"] for row in resumed[0]] == [1, 2, 3, 4] and resumed[0][:2] == first_rows
+    assert learning(resumed[0]) == learning(resumed[1])
+    assert resumed[0][-1]["env_steps"] == 4 * 640
+    # a file may not be resumed into a folder that holds another run
+    assert train(["--resume", str(carried), "--run-dir", str(tmp_path / "second"), "--no-progress"]) == 2
+    assert "already holds another run" in capsys.readouterr().err
+    assert train(["--resume", str(tmp_path / "missing.pt"), "--no-progress"]) == 2
+    assert "no such run folder or checkpoint file" in capsys.readouterr().err
 
 
 def python_command(code: str) -> list[str]:
@@ -111,10 +141,10 @@ def test_resume_after_sigkill_reproduces_counters_and_curve_and_sigterm_stops_cl
     assert checkpoint.load(latest_checkpoint(run_dir))["counters"]["update"] == final
     rows = metric_rows(run_dir)
     assert [row["update"] for row in rows] == list(range(1, final + 1))
-    # the curve up to the resume point and the two segments after it equal an uninterrupted run's
-    straight = run(memory_config(**{"runner.total_updates": saved + 2, "runner.checkpoint_every": 2}),
+    # the curve up to the checkpoint is an uninterrupted run's; what was logged after it died with the process
+    straight = run(memory_config(**{"runner.total_updates": saved, "runner.checkpoint_every": saved}),
                    tmp_path / "straight")
-    assert learning(rows[: saved + 2]) == learning(straight.metrics.rows)
+    assert learning(rows[:saved]) == learning(straight.metrics.rows)
 
 
 def test_cli_train_eval_export(tmp_path, capsys):
