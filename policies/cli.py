@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 from policies.checkpoint import CheckpointError
+from policies.config import EnvSection
 from sim.config_loading import ConfigError, parse_overrides
 
 DEFAULT_CONFIG = "config/train.yaml"
@@ -82,6 +83,9 @@ def eval(argv: list[str]) -> int:
     parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--goal-mode", choices=("z", "xyz"), help="override the goal mode the policy trained with")
+    parser.add_argument("--config", metavar="ENV_YAML",
+                        help="env YAML to evaluate in, always at its fixed ranges (default: config/env.yaml, "
+                             "Dactyl's full randomization, whatever the policy trained with)")
     parser.add_argument("--video", metavar="OUT.mp4", help="record env 0's first episode")
     parser.add_argument("--num-envs", type=int, default=8, help="envs stepped together (at most --episodes)")
     parser.add_argument("--seed", type=int, default=12345, help="env seed (keep it apart from training seeds)")
@@ -89,6 +93,7 @@ def eval(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from policies.evaluate import evaluate
     from policies.inference import InferencePolicy
+    from policies.sim_env import make_vec_env
     from policies.vec_env import make_env
 
     try:
@@ -96,11 +101,22 @@ def eval(argv: list[str]) -> int:
             raise ConfigError(f"--episodes ({args.episodes}) and --num-envs ({args.num_envs}) must be >= 1")
         policy = InferencePolicy.load(args.checkpoint)
         section = policy.config.env
+        sim_factory = section.factory == EnvSection().factory
+        if sim_factory:
+            section = dataclasses.replace(section, config=args.config)
+        elif args.config:
+            raise ConfigError(f"--config: the policy trained on env.factory {section.factory!r}, which takes no "
+                              "inhand env YAML")
         if args.goal_mode:
             section = dataclasses.replace(section, goal_mode=args.goal_mode)
-        if args.video:  # worker processes do not render: a run trained with env.num_workers steps in-process here
-            section = dataclasses.replace(section, num_workers=0)
-        env = make_env(section, min(args.num_envs, args.episodes), args.seed)
+        # in-process envs on physics threads: they render (for --video) and take any --num-envs, whatever worker
+        # processes the policy trained with
+        section = dataclasses.replace(section, num_workers=0)
+        num_envs = min(args.num_envs, args.episodes)
+        if sim_factory:
+            env = make_vec_env(section, num_envs, args.seed, fixed_ranges=True)
+        else:
+            env = make_env(section, num_envs, args.seed)
         try:
             summary = evaluate(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
                                video=args.video)
@@ -109,7 +125,8 @@ def eval(argv: list[str]) -> int:
     except (ConfigError, CheckpointError) as error:
         print(f"inhand eval: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode, **summary}))
+    print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode,
+                      "env_config": section.config or "config/env.yaml" if sim_factory else None, **summary}))
     return 0
 
 

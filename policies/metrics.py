@@ -20,6 +20,9 @@ CURVES = (
     ("approx_kl", "approx KL", "env_steps"),
     ("samples_per_s", "samples / s", "env_steps"),
     ("recent_length_mean", "episode length (recent, steps)", "env_steps"),
+    # ADR runs only: a line per boundary (0 = nominal, 1 = its hard limit), and the summed log widths
+    ("adr/*", "ADR boundaries: fraction of the way to the limit", "env_steps"),
+    ("adr_entropy", "ADR entropy (nats per parameter)", "env_steps"),
 )
 X_AXES = {"env_steps": ("env steps", 1.0), "train_seconds": ("training hours", 1.0 / 3600.0)}
 # keys of a metrics row that are not TensorBoard scalars
@@ -76,11 +79,14 @@ class MetricsLog:
         figure = Figure(figsize=(4 * columns, 3 * math.ceil(len(CURVES) / columns)))
         FigureCanvasAgg(figure)
         axes = figure.subplots(math.ceil(len(CURVES) / columns), columns, squeeze=False)
-        for axis, (key, title, x_key) in zip(axes.flat, CURVES):
+        for axis, (pattern, title, x_key) in zip(axes.flat, CURVES):
             label, scale = X_AXES[x_key]
-            points = [(row[x_key] * scale, row[key]) for row in self.rows if row.get(key) is not None]
-            if points:
-                axis.plot(*zip(*points), linewidth=1.2)
+            keys = ([pattern] if not pattern.endswith("*") else
+                    sorted({key for row in self.rows for key in row if key.startswith(pattern[:-1])}))
+            for key in keys:
+                points = [(row[x_key] * scale, row[key]) for row in self.rows if row.get(key) is not None]
+                if points:
+                    axis.plot(*zip(*points), linewidth=1.2 if len(keys) == 1 else 0.8)
             axis.set_title(title, fontsize=9)
             axis.set_xlabel(label, fontsize=8)
             axis.tick_params(labelsize=7)

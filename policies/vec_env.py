@@ -14,6 +14,8 @@ from sim.config_loading import ConfigError
 
 # info keys filled in the rows where info["episode_done"] is true
 EPISODE_KEYS = ("episode_return", "episode_length", "consecutive_successes", "dropped", "timed_out")
+# ... and those a VecEnv may add: the ADR boundary the episode evaluated (-1: none)
+OPTIONAL_EPISODE_KEYS = ("adr_boundary",)
 
 
 class VecEnv(Protocol):

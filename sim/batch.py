@@ -16,7 +16,8 @@ import mujoco
 import numpy as np
 
 from sim import perturbations, rotations, task
-from sim.config import EnvConfig
+from sim.adr import NO_BOUNDARY, adr_table, choose_boundary, episode_randomization
+from sim.config import EnvConfig, Randomization
 from sim.cores import check_num_threads
 from sim.perturbations import EpisodeEffects
 from sim.randomization import capture_nominal, randomize_physics
@@ -115,6 +116,10 @@ class ReorientBatch:
         self.physics_steps = 0
         self.rng = np.random.default_rng(seed)
         self.effects = EpisodeEffects.draw(self.rng, n, a, config.randomization)
+        # automatic domain randomization: the learner sets the boundary values, each episode draws inside them
+        self.adr_table = adr_table(config)
+        self.adr_values = self.adr_table.nominal_values() if self.adr_table is not None else np.zeros(0)
+        self.adr_boundary = np.full(n, NO_BOUNDARY, dtype=np.int64)  # the boundary each env's episode evaluates
 
     # ------------------------------------------------------------------ reset
 
@@ -125,13 +130,22 @@ class ReorientBatch:
         self.reset_envs(np.arange(self.num_envs))
         return self.observe()
 
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """The ADR boundary values (K,) that episodes starting from now draw within."""
+        values = np.asarray(values, dtype=float)
+        if self.adr_table is None:
+            raise ValueError("ADR values given, but randomization.mode is fixed: the ranges are the configured ones")
+        if values.shape != self.adr_values.shape:
+            raise ValueError(f"ADR values of shape {values.shape}: this env config has {len(self.adr_values)} boundaries")
+        self.adr_values = values.copy()
+
     def reset_envs(self, rows: np.ndarray) -> None:
         """New randomized physics, cube pose and goal for the envs in `rows`."""
         task_config = self.config.task
-        randomization = self.config.randomization
         for row in rows:
-            self._reset_one(int(row))
-        self.effects.assign(rows, EpisodeEffects.draw(self.rng, len(rows), self.n_actuators, randomization))
+            randomization = self._episode_randomization(int(row))
+            self._reset_one(int(row), randomization)
+            self.effects.assign(np.array([row]), EpisodeEffects.draw(self.rng, 1, self.n_actuators, randomization))
         cube_quaternion = self.qpos[rows, self.index.cube_qpos + 3 : self.index.cube_qpos + 7]
         self.goal[rows] = task.sample_goals(
             self.rng, cube_quaternion, task_config.goal_mode, task_config.success_threshold_rad
@@ -147,12 +161,20 @@ class ReorientBatch:
         self.frozen_markers[rows] = 0
         self.reported_fingertips[rows] = self.fingertips[rows]
 
-    def _reset_one(self, row: int) -> None:
+    def _episode_randomization(self, row: int) -> Randomization:
+        """The configured ranges, or under ADR a draw within the current boundaries (one of them maybe pinned)."""
+        if self.adr_table is None:
+            return self.config.randomization
+        self.adr_boundary[row] = choose_boundary(self.rng, self.adr_table)
+        return episode_randomization(self.config.randomization, self.adr_table, self.adr_values,
+                                     int(self.adr_boundary[row]), self.rng)
+
+    def _reset_one(self, row: int, randomization: Randomization) -> None:
         task_config = self.config.task
         model, data = self.models[row], self.datas[row]
         index = self.index
         for _ in range(task_config.max_reset_attempts):
-            randomize_physics(model, self.nominal, self.rng, self.config.randomization.physics)
+            randomize_physics(model, self.nominal, self.rng, randomization.physics)
             mujoco.mj_setConst(model, data)
             mujoco.mj_resetData(model, data)
             hand_joints = self.nominal.hand_joints
@@ -186,7 +208,7 @@ class ReorientBatch:
         randomization = self.config.randomization
         index = self.index
         normalized = self._normalize_actions(actions)
-        normalized = perturbations.noisy_actions(normalized, self.effects.action_bias, self.rng, randomization)
+        normalized = perturbations.noisy_actions(normalized, self.effects, self.rng, randomization)
         new_targets = task.relative_targets(
             normalized, self.qpos[:, self.actuated_qpos], self.ctrl_range, task_config.relative_action_scale
         )
@@ -194,9 +216,7 @@ class ReorientBatch:
         commanded = np.where(self.effects.delayed, self.previous_targets, self.targets)
         self.previous_targets = self.targets
         self.applied = perturbations.apply_backlash(self.applied, commanded, self.effects.backlash_width)
-        self.forces = perturbations.update_forces(
-            self.forces, self.effects.force_probability, self.cube_masses, self.rng, randomization
-        )
+        self.forces = perturbations.update_forces(self.forces, self.effects, self.cube_masses, self.rng, randomization)
         substep = (
             perturbations.control_periods(self.control_dt, self.effects.timing_rate, self.rng) / task_config.substeps
         )
@@ -244,6 +264,7 @@ class ReorientBatch:
             "episode_done": done,
             "episode_return": self.episode_return.copy(),
             "episode_length": self.episode_length.copy(),
+            "adr_boundary": self.adr_boundary.copy(),
         }
         critic = self.critic_observation()
         if self.autoreset:
@@ -340,10 +361,11 @@ class ReorientBatch:
         """The policy's noisy inputs (N, policy size), float32; advances marker freezing by one step."""
         randomization = self.config.randomization
         index = self.index
-        self.frozen_markers = perturbations.freeze_markers(self.frozen_markers, self.rng, randomization, self.control_dt)
+        self.frozen_markers = perturbations.freeze_markers(
+            self.frozen_markers, self.effects.freeze_rate_hz, self.rng, randomization, self.control_dt
+        )
         self.reported_fingertips = perturbations.noisy_fingertips(
-            self.fingertips, self.reported_fingertips, self.frozen_markers, self.effects.fingertip_bias,
-            self.rng, randomization,
+            self.fingertips, self.reported_fingertips, self.frozen_markers, self.effects, self.rng, randomization
         )
         position, quaternion = perturbations.noisy_object_pose(
             self.qpos[:, index.cube_qpos : index.cube_qpos + 3],

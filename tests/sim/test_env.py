@@ -123,8 +123,10 @@ def test_autoreset_returns_final_critic_and_fresh_episode():
     assert result.info["episode_done"].all() and (result.info["episode_length"] == 2).all()
     assert (batch.episode_length == 0).all()
     assert not np.allclose(result.info["final_critic"], result.observation["critic"])
-    # the final observation is the state reached by the step, before the reset
-    assert np.abs(result.info["final_critic"] - before_reset).max() < 1.0
+    # the final observation is the state reached by the step, before the reset: the fingertips of a hand holding
+    # still moved less than 2 cm in one 80 ms step
+    positions = slice(0, 15)
+    assert np.abs(result.info["final_critic"][:, positions] - before_reset[:, positions]).max() < 0.02
 
 
 def maximal_config() -> EnvConfig:
