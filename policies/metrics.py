@@ -27,6 +27,37 @@ CURVES = (
 X_AXES = {"env_steps": ("env steps", 1.0), "train_seconds": ("training hours", 1.0 / 3600.0)}
 # keys of a metrics row that are not TensorBoard scalars
 NOT_SCALARS = ("update", "env_steps")
+INTEGER_KEYS = ("update", "env_steps", "episodes", "episodes_finished")
+
+
+def pack_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics rows as one float64 table (rows, keys), NaN where a row lacks a value: a checkpoint stays small."""
+    import torch
+
+    keys = sorted({key for row in rows for key, value in row.items() if _is_number(value) or value is None})
+    table = torch.full((len(rows), len(keys)), math.nan, dtype=torch.float64)
+    for index, row in enumerate(rows):
+        for column, key in enumerate(keys):
+            value = row.get(key)
+            if _is_number(value):
+                table[index, column] = float(value)
+    return {"keys": keys, "table": table}
+
+
+def unpack_rows(packed: dict[str, Any]) -> list[dict[str, Any]]:
+    """pack_rows inverted: NaN cells become None; update, env_steps and episodes come back as ints."""
+    rows = []
+    for values in packed["table"].tolist():
+        row = {key: (None if math.isnan(value) else value) for key, value in zip(packed["keys"], values)}
+        for key in INTEGER_KEYS:
+            if row.get(key) is not None:
+                row[key] = int(row[key])
+        rows.append(row)
+    return rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def clean(value: Any) -> Any:

@@ -21,7 +21,7 @@ import yaml
 from policies import checkpoint
 from policies.checkpoint import CheckpointError
 from policies.config import TrainConfig, incompatible_keys, config_from_mapping
-from policies.metrics import MetricsLog
+from policies.metrics import MetricsLog, pack_rows, unpack_rows
 from policies.models import EnvSpec
 from policies.ppo import PPO, build_ppo
 from policies.rollout import Episodes, RolloutWorker
@@ -187,7 +187,7 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_text = yaml.safe_dump(to_mapping(config), sort_keys=False)
         atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
-        history = [] if resume_from is None else list(resume_from.get("metrics", []))
+        history = unpack_rows(resume_from["metrics"]) if resume_from is not None and "metrics" in resume_from else []
         self.metrics = MetricsLog(self.run_dir, history)
         self.stop_requested = False
         self.last_plot = -float("inf")
@@ -273,7 +273,7 @@ class Runner:
                 "actor": self.ppo.actor.state_dict(), "critic": self.ppo.critic.state_dict(),
                 "optimizer": self.ppo.optimizer.state_dict(), "counters": dict(self.counters),
                 "adr": self.adr.to_mapping() if self.adr is not None else None,
-                "train_seconds": self.train_seconds, "recent_episodes": recent, "metrics": list(self.metrics.rows),
+                "train_seconds": self.train_seconds, "recent_episodes": recent, "metrics": pack_rows(self.metrics.rows),
                 "rng": {"torch": torch.get_rng_state(), "minibatch": self.ppo.rng.bit_generator.state,
                         "env_seeds": self.seed_stream.bit_generator.state}}
 

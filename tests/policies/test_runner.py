@@ -18,6 +18,7 @@ from policies import checkpoint
 from policies.cli import eval as eval_command
 from policies.cli import export, train
 from policies.config import load_train_config
+from policies.metrics import unpack_rows
 from policies.runner import LocalBackend, Runner, checkpoint_paths, latest_checkpoint
 from sim.config_loading import to_mapping
 from tests.policies.memory_envs import REPO_ROOT, memory_config
@@ -73,7 +74,7 @@ def test_a_run_continues_from_one_checkpoint_file_in_a_new_folder(tmp_path, caps
     carried = tmp_path / "z.train.pt"
     carried.write_bytes(latest_checkpoint(tmp_path / "first").read_bytes())
     saved = checkpoint.load(carried)
-    assert saved["metrics"] == first_rows and len(saved["recent_episodes"]["episode_return"]) > 0
+    assert unpack_rows(saved["metrics"]) == first_rows and len(saved["recent_episodes"]["episode_return"]) > 0
 
     resumed = []
     for name in ("second", "third"):
