@@ -11,8 +11,17 @@ from pathlib import Path
 
 from policies.checkpoint import CheckpointError
 from sim.config_loading import ConfigError, parse_overrides
+from sim.errors import InhandError
+from sim.output_paths import check_output_dir, check_output_file
+from sim.paths import data_path
 
-DEFAULT_CONFIG = "config/train.yaml"
+FORCE_HELP = "write even over an existing file of another kind or inside a bag or input folder (never over an input)"
+DEFAULT_CONFIG = "config/train.yaml"  # under the package's share folder (sim.paths.data_path), not the current one
+
+
+def default_config() -> Path:
+    """The installed train YAML, whatever the current folder."""
+    return data_path(DEFAULT_CONFIG)
 
 
 def train(argv: list[str]) -> int:
@@ -31,6 +40,7 @@ def train(argv: list[str]) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set runner.total_updates=100 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies import checkpoint
     from policies.config import load_train_config
@@ -47,8 +57,9 @@ def train(argv: list[str]) -> int:
             if run_dir is None:
                 run_dir = Path(config.runner.runs_dir) / time.strftime(f"{path.stem.split('.')[0]}-%Y%m%d-%H%M%S")
         else:
-            config = load_train_config(args.config or DEFAULT_CONFIG, overrides)
+            config = load_train_config(args.config or default_config(), overrides)
             run_dir = Path(args.run_dir or Path(config.runner.runs_dir) / time.strftime("train-%Y%m%d-%H%M%S"))
+            check_output_dir(run_dir, [args.config, args.init], args.force, "--run-dir")
             if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                                   f"or choose another --run-dir")
@@ -69,7 +80,7 @@ def train(argv: list[str]) -> int:
             summary = runner.train()
         finally:
             backend.close()
-    except (ConfigError, CheckpointError) as error:
+    except InhandError as error:
         print(f"inhand train: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
@@ -86,6 +97,7 @@ def eval(argv: list[str]) -> int:
     parser.add_argument("--num-envs", type=int, default=8, help="envs stepped together (at most --episodes)")
     parser.add_argument("--seed", type=int, default=12345, help="env seed (keep it apart from training seeds)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies.evaluate import evaluate
     from policies.inference import InferencePolicy
@@ -94,6 +106,8 @@ def eval(argv: list[str]) -> int:
     try:
         if args.episodes < 1 or args.num_envs < 1:
             raise ConfigError(f"--episodes ({args.episodes}) and --num-envs ({args.num_envs}) must be >= 1")
+        if args.video:
+            check_output_file(args.video, "MP4 video", [args.checkpoint], args.force, "--video")
         policy = InferencePolicy.load(args.checkpoint)
         section = policy.config.env
         if args.goal_mode:
@@ -106,7 +120,7 @@ def eval(argv: list[str]) -> int:
                                video=args.video)
         finally:
             env.close()
-    except (ConfigError, CheckpointError) as error:
+    except InhandError as error:
         print(f"inhand eval: {error}", file=sys.stderr)
         return 2
     print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode, **summary}))
@@ -118,15 +132,18 @@ def export(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="inhand export", description=export.__doc__)
     parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
     parser.add_argument("--out-dir", required=True, help="folder for policy.pt and policy.onnx")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies.inference import InferencePolicy, export_inference, export_onnx
 
+    out_dir = check_output_dir(args.out_dir, [args.checkpoint], args.force, "--out-dir")
+    check_output_file(out_dir / "policy.pt", "torch checkpoint", [args.checkpoint], args.force, "--out-dir")
+    check_output_file(out_dir / "policy.onnx", "ONNX model", [args.checkpoint], args.force, "--out-dir")
     try:
         policy = InferencePolicy.load(args.checkpoint)
     except CheckpointError as error:
         print(f"inhand export: {error}", file=sys.stderr)
         return 2
-    out_dir = Path(args.out_dir)
     paths = [export_inference(policy, out_dir / "policy.pt"), export_onnx(policy, out_dir / "policy.onnx")]
     print(json.dumps({str(path): path.stat().st_size for path in paths}))
     return 0

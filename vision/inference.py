@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from sim.atomic import atomic_write
+from sim.errors import InhandError
 from sim.config_loading import ConfigError, from_mapping
 from vision.config import VisionConfig, check_consistency
 from vision.model import PoseNet
@@ -19,7 +20,7 @@ ONNX_OUTPUTS = ("position", "quaternion")
 ONNX_CROP_KEY = "inhand_crop"  # metadata: the crop fraction preprocessing must apply (ModelConfig.crop)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InhandError, ValueError):
     """A checkpoint file that cannot be read or does not hold a pose network."""
 
 
