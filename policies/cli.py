@@ -24,6 +24,15 @@ def default_config() -> Path:
     return data_path(DEFAULT_CONFIG)
 
 
+def check_device(device: str) -> None:
+    """A ConfigError unless torch can use `device` here (torch's own error is an assert deep in its CUDA code)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"key 'runner.device': 'cuda', but torch {torch.__version__} sees no CUDA device here; "
+                          f"use runner.device=cpu")
+
+
 def train(argv: list[str]) -> int:
     """Train (or resume) an LSTM PPO policy; prints a JSON summary at the end."""
     parser = argparse.ArgumentParser(prog="inhand train", description=train.__doc__)
@@ -63,6 +72,7 @@ def train(argv: list[str]) -> int:
             if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                                   f"or choose another --run-dir")
+        check_device(config.runner.device)
         init_from = None
         if args.init:
             if args.resume:

@@ -28,7 +28,7 @@ from ros_nodes.joint_map import JointMap
 from ros_nodes.recorder import BEST_EFFORT_TYPES
 from sim.config_loading import load_config
 from sim.errors import InhandError
-from sim.output_paths import OutputPathError, check_output_file
+from sim.output_paths import check_output_file
 from sim.paths import data_path
 
 
@@ -332,8 +332,6 @@ def main(argv: list[str] | None = None) -> int:
             check_output_file(args.video, "MP4 video", inputs, args.force, "--video")
         if args.resim:
             check_output_file(args.resim, "PNG image", inputs, args.force, "--resim")
-        if args.video and args.resim and args.video.resolve() == args.resim.resolve():
-            raise OutputPathError(f"--video and --resim both name {args.video}")
         if args.repair:
             report = repair_bag(args.bag)
             print(json.dumps({"bag": str(args.bag), "repaired": report.repaired, "messages": report.message_count,

@@ -40,9 +40,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)  # resolve `<<` merge keys first: a merged key may be overridden on purpose
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # keys merged in with `<<` may be overridden on purpose
         key = loader.construct_object(key_node, deep=deep)
         try:
             first = seen.get(key)
@@ -65,6 +66,11 @@ def parse_yaml(text: str, source: str = "<string>") -> Any:
     """The single YAML document in `text`, refusing duplicate keys; errors are ConfigErrors naming `source`."""
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:  # one line: where, what, and in which construct
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        context = f" ({error.context})" if error.context else ""
+        raise ConfigError(f"{source}{where}: not valid YAML: {error.problem}{context}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}") from None
 

@@ -129,8 +129,13 @@ def test_truncated_bag_is_reported_then_repaired(tmp_path: Path) -> None:
     mcap_file.write_bytes(data[: len(data) // 2])
     with pytest.raises(BagError, match="truncated or was not closed; `inhand replay .* --repair`"):
         BagReader(path)
+    truncated = mcap_file.read_bytes()
     report = repair_bag(path)
     assert report.repaired and 0 < report.dropped_bytes < 2000
+    # nothing is lost: the original folder is kept, byte for byte, beside the repaired bag
+    assert report.original == tmp_path / "episode.orig"
+    assert (report.original / "episode.mcap").read_bytes() == truncated
+    assert (report.original / "metadata.yaml").is_file()
     assert 35 <= report.message_count < 115
     with BagReader(path) as reader:
         kept = list(reader.messages())
