@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from policies.checkpoint import CheckpointError as PolicyCheckpointError
-from sim.config_loading import ConfigError, parse_overrides
+from sim.config_loading import parse_overrides
 from sim.errors import InhandError, UsageError
 from sim.output_paths import check_output_dir, check_output_file
 from vision.config import VisionConfig, load_vision_config
-from vision.dataset import DEFAULT_CUBE_STATES, DatasetError
-from vision.inference import CheckpointError
+from vision.dataset import DEFAULT_CUBE_STATES
 
 if TYPE_CHECKING:
     from policies.inference import InferencePolicy
