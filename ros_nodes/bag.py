@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -147,7 +148,7 @@ def _complete_records(mcap_path: Path) -> tuple[list[Schema | Channel | Message]
                 if isinstance(record, (Schema, Channel, Message)):
                     records.append(record)
             return records, 0
-        except McapError:
+        except (McapError, struct.error, EOFError):  # mcap raises struct.error when a record's header is cut short
             return records, size - _last_good_offset(mcap_path)
 
 
