@@ -107,7 +107,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, separator, value = item.partition("=")
         if not separator or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. ppo.clip=0.1")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = parse_yaml(value, f"--set {item}")
     return overrides
 
 

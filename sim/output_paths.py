@@ -30,6 +30,13 @@ FORMATS: dict[str, tuple[tuple[str, ...], Callable[[bytes], bool]]] = {
 }
 
 
+_ARTICLES = {"MP4 video": "an", "ONNX model": "an"}  # said "em-pee-four", "onnx"; the others take "a"
+
+
+def _a(kind: str) -> str:
+    return f"{_ARTICLES.get(kind, 'a')} {kind}"
+
+
 class OutputPathError(InhandError):
     """An output path that would overwrite an input, another kind of file, or a bag's contents."""
 
@@ -88,7 +95,7 @@ def check_output_file(path: str | Path, kind: str, inputs: Iterable[str | Path |
     sources = [Path(source) for source in inputs if source is not None]
     force_hint = ", or pass --force" if not force else ""
     if path.suffix.lower() not in suffixes:
-        raise OutputPathError(f"{option} {path}: this writes an {kind}; give the file a {' or '.join(suffixes)} "
+        raise OutputPathError(f"{option} {path}: this writes {_a(kind)}; give the file a {' or '.join(suffixes)} "
                               f"extension (got {path.suffix or 'none'})")
     if path.is_dir():
         raise OutputPathError(f"{option} {path}: is a folder; give the path of the {kind} file to write")
@@ -97,7 +104,7 @@ def check_output_file(path: str | Path, kind: str, inputs: Iterable[str | Path |
         with path.open("rb") as existing:
             head = existing.read(16)
         if not looks_like(head):
-            raise OutputPathError(f"{option} {path}: exists and is not an {kind}; it would be replaced. "
+            raise OutputPathError(f"{option} {path}: exists and is not {_a(kind)}; it would be replaced. "
                                   f"Choose another name{force_hint}")
     return path
 

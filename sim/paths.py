@@ -25,6 +25,15 @@ def data_path(relative: str | Path) -> Path:
     raise FileNotFoundError(f"{relative}: not found under {share_directory()}; is inhand installed?")
 
 
+def package_file(path: str | Path) -> Path:
+    """`path` as given when it exists or is absolute, else the package's file of that name (config/env_nominal.yaml
+    named by a checkpoint works from any folder); a path found nowhere comes back as given, for its error."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists() or not (share_directory() / candidate).exists():
+        return candidate
+    return share_directory() / candidate
+
+
 def hand_assets_dir() -> Path:
     """The envs/assets folder of the installed gymnasium-robotics package (hand MJCF, meshes, textures)."""
     spec = importlib.util.find_spec("gymnasium_robotics")

@@ -67,3 +67,15 @@ def test_defaults_resolve_from_the_package_not_the_current_folder(tmp_path: Path
     assert default_config() == prefix / "share" / "inhand" / "config" / "train.yaml"
     with pytest.raises(FileNotFoundError, match="is inhand installed"):
         paths.data_path("config/env.yaml")
+
+
+def test_an_env_yaml_named_by_a_checkpoint_resolves_from_any_folder(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.config import load_env_config
+    from sim.config_loading import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    assert load_env_config("config/env_nominal.yaml") == load_env_config(
+        Path(__file__).resolve().parents[2] / "config" / "env_nominal.yaml")
+    with pytest.raises(ConfigError, match="^config/nope.yaml: config file not found$"):
+        load_env_config("config/nope.yaml")
