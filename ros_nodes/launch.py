@@ -43,6 +43,7 @@ from ros_nodes.transport.names import normalize_namespace
 from sim import paths
 from sim.config_loading import ConfigError, read_yaml
 from sim.errors import InhandError
+from sim.output_paths import check_output_dir
 
 PACKAGE = "inhand"
 # exec name (console script of setup.py) -> module with main(argv)
@@ -495,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     base = args.log_dir or Path(os.environ.get("ROS_LOG_DIR") or Path.home() / ".ros" / "log")
     log_dir = base if args.log_dir else base / time.strftime("inhand_launch_%Y%m%d_%H%M%S")
+    check_output_dir(log_dir, [path], option="--log-dir")
     runner = LaunchRunner(plan, log_dir, args.sigint_timeout, args.sigterm_timeout)
     previous = {signum: signal.signal(signum, lambda *_: runner.request_stop()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from sim.atomic import atomic_write
-from sim.errors import InhandError
 from sim.config_loading import ConfigError, from_mapping
+from sim.errors import InhandError
 from vision.config import VisionConfig, check_consistency
 from vision.model import PoseNet
 from vision.preprocess import preprocess
@@ -29,7 +29,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+        raise ConfigError("key 'train.device': 'cuda', but torch sees no CUDA device here; use auto or cpu")
     return torch.device(name)
 
 
