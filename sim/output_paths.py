@@ -42,8 +42,16 @@ class OutputPathError(InhandError):
 
 
 def is_bag_folder(path: Path) -> bool:
-    """A rosbag2 folder: metadata.yaml or an .mcap file directly inside."""
-    return path.is_dir() and ((path / "metadata.yaml").is_file() or any(path.glob("*.mcap")))
+    """A rosbag2 folder: a rosbag2 metadata.yaml or an .mcap file directly inside."""
+    if not path.is_dir():
+        return False
+    try:
+        with (path / "metadata.yaml").open("rb") as metadata:
+            if b"rosbag2_bagfile_information" in metadata.read(4096):
+                return True
+    except OSError:
+        pass
+    return any(path.glob("*.mcap"))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

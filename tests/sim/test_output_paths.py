@@ -55,6 +55,12 @@ def test_inside_a_bag_or_input_folder_needs_force(tmp_path: Path) -> None:
         assert check_output_file(output, "PNG image", force=True) == output
     data = tmp_path / "data"
     data.mkdir()
+    (data / "metadata.yaml").write_text("source: random actions\n")  # not a rosbag2 one: data is no bag
+    assert check_output_file(data / "x.png", "PNG image") == data / "x.png"
+    (bag / "bag.mcap").unlink()
+    (bag / "metadata.yaml").write_text("rosbag2_bagfile_information:\n  version: 8\n")
+    with pytest.raises(OutputPathError, match=f"inside the bag folder {bag}"):
+        check_output_file(bag / "x.png", "PNG image")
     with pytest.raises(OutputPathError, match=f"inside the input folder {data}"):
         check_output_dir(data / "eval", [data])
     with pytest.raises(OutputPathError, match="an input of this command"):
