@@ -13,9 +13,9 @@ import numpy as np
 from policies.config import EnvSection
 from sim.config_loading import ConfigError
 
-# info keys filled in the rows where info["episode_done"] is true
 # what make_env checks a factory's result for: the VecEnv protocol below
 VECENV_MEMBERS = ("num_envs", "observation_sizes", "single_action_space", "reset", "step", "close")
+# info keys filled in the rows where info["episode_done"] is true
 EPISODE_KEYS = ("episode_return", "episode_length", "consecutive_successes", "dropped", "timed_out")
 
 

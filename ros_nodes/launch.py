@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigint-timeout", type=float, default=5.0, help="seconds from SIGINT to SIGTERM (default 5)")
     parser.add_argument("--sigterm-timeout", type=float, default=5.0, help="seconds from SIGTERM to SIGKILL (default 5)")
     args = parser.parse_args(argv)
-    if args.sigint_timeout < 0 or args.sigterm_timeout < 0:
+    if not (args.sigint_timeout >= 0 and args.sigterm_timeout >= 0):  # NaN too
         parser.error("--sigint-timeout and --sigterm-timeout are seconds, >= 0")
     path = Path(args.file)
     for installed in (share_directory() / "launch" / path, share_directory() / path):  # "sim.launch.yaml", "launch/..."
