@@ -46,7 +46,8 @@ def make_env(section: EnvSection, num_envs: int, seed: int) -> VecEnv:
     try:
         factory = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError, ValueError) as error:
-        raise ConfigError(f"key 'env.factory' {section.factory!r} cannot be loaded: {error}; expected {accepted}") from None
+        raise ConfigError(f"key 'env.factory' {section.factory!r} cannot be loaded: {error}; "
+                          f"expected {accepted}") from None
     if not callable(factory):
         raise ConfigError(f"key 'env.factory' {section.factory!r} is a {type(factory).__name__}; expected {accepted}")
     try:

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return episode_main(argv)
     args = build_parser().parse_args(argv)
-    if args.trials < 1 or args.max_successes < 1 or args.trial_timeout <= 0 or args.max_seconds <= 0:
+    if args.trials < 1 or args.max_successes < 1 or not (args.trial_timeout > 0 and args.max_seconds > 0):  # NaN too
         print("inhand demo: --trials and --max-successes must be >= 1, --trial-timeout and --max-seconds > 0",
               file=sys.stderr)
         return 2

@@ -324,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.video or args.resim or args.publish or args.repair):
         parser.error("choose at least one of --video OUT.mp4, --resim OUT.png, --publish, --repair")
-    if args.size < 16 or args.fps <= 0 or args.rate <= 0:
-        parser.error("--size must be >= 16, --fps and --rate > 0")
+    if args.size < 16 or not (args.fps > 0 and args.rate > 0 and args.delay >= 0):  # NaN too
+        parser.error("--size must be >= 16, --fps and --rate > 0, --delay >= 0")
     try:
         inputs = [args.bag, args.driver_config]
         if args.video:
@@ -334,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             check_output_file(args.resim, "PNG image", inputs, args.force, "--resim")
         if args.repair:
             report = repair_bag(args.bag)
+            original = None if report.original is None else str(report.original)
             print(json.dumps({"bag": str(args.bag), "repaired": report.repaired, "messages": report.message_count,
-                              "dropped_bytes": report.dropped_bytes, "original": report.original and str(report.original),
-                              "note": report.note}), file=sys.stderr)
+                              "dropped_bytes": report.dropped_bytes, "original": original, "note": report.note}),
+                  file=sys.stderr)
         if args.video or args.resim:
             from sim.scene import CAMERA_NAMES, index_scene, load_model
 

@@ -97,7 +97,8 @@ def test_config_errors_of_bench_and_demo_are_one_line(tmp_path, capsys):
     binary = tmp_path / "env.yaml"
     binary.write_bytes(bytes(range(128, 256)))
     assert main(["bench", "sim", "--config", str(binary)]) == 2
-    assert capsys.readouterr().err == f"inhand bench: {binary}: not a YAML config file: byte 0 is not UTF-8 text (a binary file?)\n"
+    message = f"{binary}: not a YAML config file: byte 0 is not UTF-8 text (a binary file?)"
+    assert capsys.readouterr().err == f"inhand bench: {message}\n"
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert main(["demo", "--episode", "--config", str(empty), "--out", str(tmp_path / "demo")]) == 2
