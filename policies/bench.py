@@ -23,7 +23,7 @@ import gymnasium
 import numpy as np
 import torch
 
-from policies.cli import DEFAULT_CONFIG
+from policies.cli import DEFAULT_CONFIG, default_config
 from sim.config_loading import parse_overrides
 from policies.config import EnvSection, TrainConfig, load_train_config
 from policies.runner import LocalBackend, Runner
@@ -460,7 +460,7 @@ def measure(config: TrainConfig, updates: int, rounds: int, with_peer: bool, lay
 def main(argv: list[str]) -> int:
     """Print the training benchmark (ours vs RecurrentPPO) as one JSON object."""
     parser = argparse.ArgumentParser(prog="inhand bench train", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"train YAML (default {DEFAULT_CONFIG})")
+    parser.add_argument("--config", default=None, help=f"train YAML (default {DEFAULT_CONFIG})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set env.num_envs=8 (repeatable)")
     parser.add_argument("--updates", type=int, default=3, help="timed updates per side and round (after 1 warm-up)")
@@ -472,7 +472,7 @@ def main(argv: list[str]) -> int:
     try:
         if args.updates < 1 or args.rounds < 1:
             raise ConfigError(f"--updates ({args.updates}) and --rounds ({args.rounds}) must be >= 1")
-        config = load_train_config(args.config, parse_overrides(args.overrides))
+        config = load_train_config(args.config or default_config(), parse_overrides(args.overrides))
         result = measure(config, args.updates, args.rounds, not args.no_peer, args.peer_layout)
     except (ConfigError, PeerMissing) as error:
         print(f"inhand bench train: {error}", file=sys.stderr)

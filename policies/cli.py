@@ -12,8 +12,26 @@ from pathlib import Path
 from policies.checkpoint import CheckpointError
 from policies.config import EnvSection
 from sim.config_loading import ConfigError, parse_overrides
+from sim.errors import InhandError
+from sim.output_paths import check_output_dir, check_output_file
+from sim.paths import data_path
 
-DEFAULT_CONFIG = "config/train.yaml"
+FORCE_HELP = "write even over an existing file of another kind or inside a bag or input folder (never over an input)"
+DEFAULT_CONFIG = "config/train.yaml"  # under the package's share folder (sim.paths.data_path), not the current one
+
+
+def default_config() -> Path:
+    """The installed train YAML, whatever the current folder."""
+    return data_path(DEFAULT_CONFIG)
+
+
+def check_device(device: str) -> None:
+    """A ConfigError unless torch can use `device` here (torch's own error is an assert deep in its CUDA code)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"key 'runner.device': 'cuda', but torch {torch.__version__} sees no CUDA device here; "
+                          f"use runner.device=cpu")
 
 
 def train(argv: list[str]) -> int:
@@ -32,6 +50,7 @@ def train(argv: list[str]) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set runner.total_updates=100 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies import checkpoint
     from policies.config import load_train_config
@@ -48,11 +67,13 @@ def train(argv: list[str]) -> int:
             if run_dir is None:
                 run_dir = Path(config.runner.runs_dir) / time.strftime(f"{path.stem.split('.')[0]}-%Y%m%d-%H%M%S")
         else:
-            config = load_train_config(args.config or DEFAULT_CONFIG, overrides)
+            config = load_train_config(args.config or default_config(), overrides)
             run_dir = Path(args.run_dir or Path(config.runner.runs_dir) / time.strftime("train-%Y%m%d-%H%M%S"))
+            check_output_dir(run_dir, [args.config, args.init], args.force, "--run-dir")
             if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                                   f"or choose another --run-dir")
+        check_device(config.runner.device)
         init_from = None
         if args.init:
             if args.resume:
@@ -70,7 +91,7 @@ def train(argv: list[str]) -> int:
             summary = runner.train()
         finally:
             backend.close()
-    except (ConfigError, CheckpointError) as error:
+    except InhandError as error:
         print(f"inhand train: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
@@ -90,6 +111,7 @@ def eval(argv: list[str]) -> int:
     parser.add_argument("--num-envs", type=int, default=8, help="envs stepped together (at most --episodes)")
     parser.add_argument("--seed", type=int, default=12345, help="env seed (keep it apart from training seeds)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies.evaluate import evaluate
     from policies.inference import InferencePolicy
@@ -99,6 +121,8 @@ def eval(argv: list[str]) -> int:
     try:
         if args.episodes < 1 or args.num_envs < 1:
             raise ConfigError(f"--episodes ({args.episodes}) and --num-envs ({args.num_envs}) must be >= 1")
+        if args.video:
+            check_output_file(args.video, "MP4 video", [args.checkpoint], args.force, "--video")
         policy = InferencePolicy.load(args.checkpoint)
         section = policy.config.env
         sim_factory = section.factory == EnvSection().factory
@@ -122,7 +146,7 @@ def eval(argv: list[str]) -> int:
                                video=args.video)
         finally:
             env.close()
-    except (ConfigError, CheckpointError) as error:
+    except InhandError as error:
         print(f"inhand eval: {error}", file=sys.stderr)
         return 2
     print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode,
@@ -135,15 +159,18 @@ def export(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="inhand export", description=export.__doc__)
     parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
     parser.add_argument("--out-dir", required=True, help="folder for policy.pt and policy.onnx")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies.inference import InferencePolicy, export_inference, export_onnx
 
+    out_dir = check_output_dir(args.out_dir, [args.checkpoint], args.force, "--out-dir")
+    check_output_file(out_dir / "policy.pt", "torch checkpoint", [args.checkpoint], args.force, "--out-dir")
+    check_output_file(out_dir / "policy.onnx", "ONNX model", [args.checkpoint], args.force, "--out-dir")
     try:
         policy = InferencePolicy.load(args.checkpoint)
     except CheckpointError as error:
         print(f"inhand export: {error}", file=sys.stderr)
         return 2
-    out_dir = Path(args.out_dir)
     paths = [export_inference(policy, out_dir / "policy.pt"), export_onnx(policy, out_dir / "policy.onnx")]
     print(json.dumps({str(path): path.stat().st_size for path in paths}))
     return 0

@@ -15,6 +15,7 @@ import torch
 from policies.config import TrainConfig, config_from_mapping
 from policies.models import EnvSpec
 from policies.ppo import PPO, build_ppo
+from policies.ray_address import probe_address
 from policies.rollout import Episodes, RolloutWorker, join_episodes
 from policies.storage import RolloutStorage
 from policies.vec_env import make_env
@@ -77,8 +78,10 @@ class RayBackend:
         self.config = config
         self.started_ray = False
         if not ray.is_initialized():
+            source = "--address" if address else "ray.address"
             address = address or config.ray.address
             if address:
+                probe_address(address, source)  # ray.init retries an unreachable address for minutes
                 ray.init(address=address)
             else:
                 ray.init(num_cpus=config.ray.local_num_cpus, include_dashboard=False)

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,10 @@ import yaml
 
 from ros_nodes.node_main import PARENT_PID_ENV, params_file_values
 from ros_nodes.transport.names import normalize_namespace
+from sim import paths
 from sim.config_loading import ConfigError, read_yaml
+from sim.errors import InhandError
+from sim.output_paths import check_output_dir
 
 PACKAGE = "inhand"
 # exec name (console script of setup.py) -> module with main(argv)
@@ -53,19 +57,17 @@ EXECUTABLES: dict[str, str] = {
 TAGS = ("arg", "node", "group", "include", "push-ros-namespace")
 NODE_KEYS = ("pkg", "exec", "name", "namespace", "param", "remap", "output")
 OUTPUTS = ("screen", "log", "both")
+TAIL_LINES = 10  # lines of a failed node's log shown on the console
 _SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
 
 
-class LaunchError(ValueError):
+class LaunchError(InhandError, ValueError):
     """A launch file outside the supported subset, or one that cannot run as written."""
 
 
 def share_directory() -> Path:
     """$(find-pkg-share inhand): the source tree when running from it, else <prefix>/share/inhand."""
-    source = Path(__file__).resolve().parent.parent
-    if (source / "launch").is_dir() and (source / "config").is_dir():
-        return source
-    return Path(sys.prefix) / "share" / PACKAGE
+    return paths.share_directory()
 
 
 @dataclass
@@ -188,7 +190,7 @@ class _Loader:
         if path in self.files:
             raise LaunchError(f"{path}: included from itself (include cycle {' -> '.join(map(str, self.files))})")
         try:
-            content = read_yaml(path, "launch file")
+            content = read_yaml(path, "launch file", mapping=True)
         except ConfigError as error:
             raise LaunchError(str(error)) from None
         if not isinstance(content, dict) or set(content) != {"launch"}:
@@ -338,6 +340,8 @@ class _Child:
     process: subprocess.Popen[bytes]
     log: TextIO | None
     pump: threading.Thread | None = None
+    # the last lines it printed: a node that fails at start-up says why there, and the console must show it
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
 
 def _pump(child: _Child, echo: bool, lock: threading.Lock) -> None:
@@ -345,6 +349,7 @@ def _pump(child: _Child, echo: bool, lock: threading.Lock) -> None:
     assert child.process.stdout is not None
     for raw in iter(child.process.stdout.readline, b""):
         line = raw.decode(errors="replace").rstrip("\n")
+        child.tail.append(line)
         if child.log is not None:
             child.log.write(line + "\n")
             child.log.flush()
@@ -391,6 +396,16 @@ class LaunchRunner:
             self.children.append(child)
             self.report(f"started {action.namespace.rstrip('/')}/{action.name} (pid {process.pid}): {action.module}")
 
+    def report_tail(self, child: _Child) -> None:
+        """The last lines of a failed node whose output went only to its log file."""
+        if child.pump is not None:
+            child.pump.join(timeout=2.0)  # the process has exited: its pipe ends soon
+        log = self.log_dir / f"{child.action.name}.log"
+        self.report(f"last lines of {child.action.name} (all of it in {log}):")
+        with self._lock:
+            for line in child.tail or ["(no output)"]:
+                print(f"[{child.action.name}] {line}", flush=True)
+
     def request_stop(self) -> None:
         """Ask run() to shut everything down (signal handlers call this)."""
         self._stop.set()
@@ -405,6 +420,8 @@ class LaunchRunner:
                 code = child.process.returncode
                 self.report(f"process {child.action.name} (pid {child.process.pid}) exited with code {code}; "
                             "stopping the others")
+                if code != 0 and child.action.output == "log":
+                    self.report_tail(child)
                 exit_code = code if code > 0 else (1 if code < 0 else 0)
                 break
             self._stop.wait(0.05)
@@ -462,9 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigint-timeout", type=float, default=5.0, help="seconds from SIGINT to SIGTERM (default 5)")
     parser.add_argument("--sigterm-timeout", type=float, default=5.0, help="seconds from SIGTERM to SIGKILL (default 5)")
     args = parser.parse_args(argv)
+    if not (args.sigint_timeout >= 0 and args.sigterm_timeout >= 0):  # NaN too
+        parser.error("--sigint-timeout and --sigterm-timeout are seconds, >= 0")
     path = Path(args.file)
-    if not path.exists() and not path.is_absolute() and (share_directory() / "launch" / path).exists():
-        path = share_directory() / "launch" / path
+    for installed in (share_directory() / "launch" / path, share_directory() / path):  # "sim.launch.yaml", "launch/..."
+        if not path.exists() and not path.is_absolute() and installed.exists():
+            path = installed
     try:
         plan = load_launch(path, _parse_arguments(args.arguments))
     except LaunchError as error:
@@ -476,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     base = args.log_dir or Path(os.environ.get("ROS_LOG_DIR") or Path.home() / ".ros" / "log")
     log_dir = base if args.log_dir else base / time.strftime("inhand_launch_%Y%m%d_%H%M%S")
+    check_output_dir(log_dir, [path], option="--log-dir")
     runner = LaunchRunner(plan, log_dir, args.sigint_timeout, args.sigterm_timeout)
     previous = {signum: signal.signal(signum, lambda *_: runner.request_stop()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:

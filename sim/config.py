@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.config_loading import bound, choice, from_mapping, load_config
-from sim.paths import data_path
+from sim.paths import data_path, package_file
 
 
 @dataclass(frozen=True)
@@ -204,5 +204,5 @@ DEFAULT_CONFIG_PATH = "config/env.yaml"
 
 
 def load_env_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> EnvConfig:
-    """Load config/env.yaml (or `path`) into an EnvConfig."""
-    return load_config(EnvConfig, data_path(DEFAULT_CONFIG_PATH) if path is None else path, overrides)
+    """Load config/env.yaml (or `path`: as given, else the package's file of that name) into an EnvConfig."""
+    return load_config(EnvConfig, data_path(DEFAULT_CONFIG_PATH) if path is None else package_file(path), overrides)
