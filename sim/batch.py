@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import mujoco
@@ -142,10 +142,30 @@ class ReorientBatch:
     def reset_envs(self, rows: np.ndarray) -> None:
         """New randomized physics, cube pose and goal for the envs in `rows`."""
         task_config = self.config.task
+        rows = [int(row) for row in rows]
+        randomizations = {row: self._episode_randomization(row) for row in rows}
+        pending = rows
+        # draws happen here in row order; only the settling physics runs on the threads, so the thread count
+        # cannot change an episode
+        for _ in range(task_config.max_reset_attempts):
+            for row in pending:
+                self._place_cube(row, randomizations[row])
+            self._run_rows(self._settle_rows, pending)
+            self.physics_steps += task_config.settle_steps * task_config.substeps * len(pending)
+            pending = [row for row in pending if not self._landed(row)]
+            if not pending:
+                break
+        else:
+            raise RuntimeError(
+                f"envs {pending}: the cube fell off the palm in all {task_config.max_reset_attempts} reset attempts; "
+                "check task.settle_steps, drop_height_m and the physics randomization ranges"
+            )
         for row in rows:
-            randomization = self._episode_randomization(int(row))
-            self._reset_one(int(row), randomization)
-            self.effects.assign(np.array([row]), EpisodeEffects.draw(self.rng, 1, self.n_actuators, randomization))
+            model, data = self.models[row], self.datas[row]
+            self.cube_masses[row] = model.body_mass[self.index.cube_body]
+            self.targets[row] = self.previous_targets[row] = self.applied[row] = data.ctrl
+            self.warning_counts[row] = data.warning.number
+            self.effects.assign(np.array([row]), EpisodeEffects.draw(self.rng, 1, self.n_actuators, randomizations[row]))
         cube_quaternion = self.qpos[rows, self.index.cube_qpos + 3 : self.index.cube_qpos + 7]
         self.goal[rows] = task.sample_goals(
             self.rng, cube_quaternion, task_config.goal_mode, task_config.success_threshold_rad
@@ -169,36 +189,34 @@ class ReorientBatch:
         return episode_randomization(self.config.randomization, self.adr_table, self.adr_values,
                                      int(self.adr_boundary[row]), self.rng)
 
-    def _reset_one(self, row: int, randomization: Randomization) -> None:
+    def _place_cube(self, row: int, randomization: Randomization) -> None:
+        """Randomized physics, the hand at its zero pose holding still, a new cube dropped onto the palm."""
         task_config = self.config.task
         model, data = self.models[row], self.datas[row]
         index = self.index
-        for _ in range(task_config.max_reset_attempts):
-            randomize_physics(model, self.nominal, self.rng, randomization.physics)
-            mujoco.mj_setConst(model, data)
-            mujoco.mj_resetData(model, data)
-            hand_joints = self.nominal.hand_joints
-            data.qpos[index.hand_qpos] = np.clip(0.0, model.jnt_range[hand_joints, 0], model.jnt_range[hand_joints, 1])
-            start = CUBE_START_POSITION + np.append(self.rng.uniform(-1, 1, 2) * CUBE_START_JITTER_M, 0.0)
-            orientation = task.sample_orientations(self.rng, 1, task_config.goal_mode)[0]
-            data.qpos[index.cube_qpos : index.cube_qpos + 7] = np.concatenate((start, orientation))
-            hold = np.clip(data.qpos[self.actuated_qpos], self.ctrl_range[:, 0], self.ctrl_range[:, 1])
-            data.ctrl[:] = hold
-            if task_config.settle_steps:
-                mujoco.mj_step(model, data, task_config.settle_steps * task_config.substeps)
-                self.physics_steps += task_config.settle_steps * task_config.substeps
+        randomize_physics(model, self.nominal, self.rng, randomization.physics)
+        mujoco.mj_setConst(model, data)
+        mujoco.mj_resetData(model, data)
+        hand_joints = self.nominal.hand_joints
+        data.qpos[index.hand_qpos] = np.clip(0.0, model.jnt_range[hand_joints, 0], model.jnt_range[hand_joints, 1])
+        start = CUBE_START_POSITION + np.append(self.rng.uniform(-1, 1, 2) * CUBE_START_JITTER_M, 0.0)
+        orientation = task.sample_orientations(self.rng, 1, task_config.goal_mode)[0]
+        data.qpos[index.cube_qpos : index.cube_qpos + 7] = np.concatenate((start, orientation))
+        data.ctrl[:] = np.clip(data.qpos[self.actuated_qpos], self.ctrl_range[:, 0], self.ctrl_range[:, 1])
+
+    def _settle_rows(self, rows: Iterator[int]) -> None:
+        settle = self.config.task.settle_steps * self.config.task.substeps
+        for row in rows:
+            model, data = self.models[row], self.datas[row]
+            if settle:
+                mujoco.mj_step(model, data, settle)
             mujoco.mj_forward(model, data)
-            if data.qpos[index.cube_qpos + 2] >= task_config.drop_height_m and not data.warning.number[FATAL_WARNINGS].any():
-                break
-        else:
-            raise RuntimeError(
-                f"env {row}: the cube fell off the palm in all {task_config.max_reset_attempts} reset attempts; "
-                "check task.settle_steps, drop_height_m and the physics randomization ranges"
-            )
-        self.cube_masses[row] = model.body_mass[index.cube_body]
-        self.targets[row] = self.previous_targets[row] = self.applied[row] = hold
-        self.warning_counts[row] = data.warning.number
-        self._gather(row)
+            self._gather(row)
+
+    def _landed(self, row: int) -> bool:
+        data = self.datas[row]
+        return bool(data.qpos[self.index.cube_qpos + 2] >= self.config.task.drop_height_m
+                    and not data.warning.number[FATAL_WARNINGS].any())
 
     # ------------------------------------------------------------------- step
 
@@ -277,17 +295,23 @@ class ReorientBatch:
         observation = {"policy": self.policy_observation(), "critic": critic}
         return StepResult(observation, reward.astype(np.float32), terminated, truncated, info)
 
-    def _advance_physics(self, substep: np.ndarray) -> None:
-        """One control period of physics for every env, row slices on the thread pool (mj_step frees the GIL)."""
-        # each thread takes the next unstepped row until none is left: envs in contact cost more than others
-        rows = iter(range(self.num_envs))
+    def _run_rows(self, work: Callable[[Iterator[int]], None], rows: Sequence[int]) -> None:
+        """`work` on every thread of the pool, all sharing one iterator over `rows` (mj_* calls free the GIL).
+
+        Each thread takes the next row until none is left, so envs in contact, which cost more, balance out.
+        """
+        shared = iter(rows)
         if self._pool is None:
-            self._step_rows(rows, substep)
+            work(shared)
             return
-        pending = [self._pool.submit(self._step_rows, rows, substep) for _ in range(self.num_threads - 1)]
-        self._step_rows(rows, substep)
+        pending = [self._pool.submit(work, shared) for _ in range(min(self.num_threads, len(rows)) - 1)]
+        work(shared)
         for future in pending:
             future.result()
+
+    def _advance_physics(self, substep: np.ndarray) -> None:
+        """One control period of physics for every env, on the thread pool."""
+        self._run_rows(lambda rows: self._step_rows(rows, substep), range(self.num_envs))
 
     def _step_rows(self, rows: Iterator[int], substep: np.ndarray) -> None:
         nstep = self.config.task.substeps
