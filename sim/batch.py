@@ -112,7 +112,9 @@ class ReorientBatch:
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, dtype=np.int64)
         self.frozen_markers = np.zeros((n, 5), dtype=np.int64)
-        self.reported_fingertips = np.zeros((n, 5, 3))
+        self.reported_fingertips = np.zeros((n, 5, 3))  # this step's readings, with noise (and frozen markers)
+        self.reported_position = np.zeros((n, 3))
+        self.reported_quaternion = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
         self.physics_steps = 0
         self.rng = np.random.default_rng(seed)
         self.effects = EpisodeEffects.draw(self.rng, n, a, config.randomization)
@@ -292,6 +294,7 @@ class ReorientBatch:
                 self.reset_envs(rows)
                 critic = critic.copy()
                 critic[rows] = self.critic_observation(rows)
+        self.advance_observation_noise()
         observation = {"policy": self.policy_observation(), "critic": critic}
         return StepResult(observation, reward.astype(np.float32), terminated, truncated, info)
 
@@ -381,8 +384,8 @@ class ReorientBatch:
             axis=1,
         ).astype(np.float32)
 
-    def policy_observation(self) -> np.ndarray:
-        """The policy's noisy inputs (N, policy size), float32; advances marker freezing by one step."""
+    def advance_observation_noise(self) -> None:
+        """Draw this step's observation noise: markers freeze or thaw, fingertip and cube-pose readings get noise."""
         randomization = self.config.randomization
         index = self.index
         self.frozen_markers = perturbations.freeze_markers(
@@ -391,13 +394,18 @@ class ReorientBatch:
         self.reported_fingertips = perturbations.noisy_fingertips(
             self.fingertips, self.reported_fingertips, self.frozen_markers, self.effects, self.rng, randomization
         )
-        position, quaternion = perturbations.noisy_object_pose(
+        self.reported_position, self.reported_quaternion = perturbations.noisy_object_pose(
             self.qpos[:, index.cube_qpos : index.cube_qpos + 3],
             self.qpos[:, index.cube_qpos + 3 : index.cube_qpos + 7],
             self.effects, self.rng, randomization,
         )
-        return task.policy_observation(self.reported_fingertips, position, quaternion, self.goal)
+
+    def policy_observation(self) -> np.ndarray:
+        """The policy's noisy inputs (N, policy size), float32, from this step's readings and the current goals."""
+        return task.policy_observation(self.reported_fingertips, self.reported_position, self.reported_quaternion,
+                                       self.goal)
 
     def observe(self) -> dict[str, np.ndarray]:
-        """Policy (noisy) and critic (exact) observations of every env."""
+        """Policy (noisy) and critic (exact) observations of every env, after drawing this step's noise."""
+        self.advance_observation_noise()
         return {"policy": self.policy_observation(), "critic": self.critic_observation()}

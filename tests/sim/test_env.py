@@ -213,3 +213,15 @@ def test_physics_threads_give_bit_identical_episodes_at_full_randomization():
 def test_a_bad_thread_count_is_refused_with_the_range(bad):
     with pytest.raises(ValueError, match=r"num_threads must be an integer in \[1, 64\]"):
         ReorientBatch(EnvConfig(), 2, seed=0, num_threads=bad)
+
+
+def test_reading_the_policy_observation_draws_nothing_and_advancing_the_noise_does():
+    batch = ReorientBatch(EnvConfig(), 2, seed=4)
+    batch.reset(4)
+    state = batch.rng.bit_generator.state
+    first = batch.policy_observation()
+    np.testing.assert_array_equal(batch.policy_observation(), first)
+    assert batch.rng.bit_generator.state == state
+    batch.advance_observation_noise()
+    assert batch.rng.bit_generator.state != state
+    assert not np.array_equal(batch.policy_observation(), first)  # fresh per-step noise on an unmoved state
