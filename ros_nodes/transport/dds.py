@@ -35,6 +35,12 @@ LOOPBACK_CONFIG = f"""<?xml version="1.0" encoding="UTF-8"?>
       <Interfaces><NetworkInterface name="lo"/></Interfaces>
       <AllowMulticast>false</AllowMulticast>
     </General>
+    <Compatibility>
+      <!-- Fast DDS (vendor 1.15, rclpy's default RMW) sends XTypes type objects that Cyclone rejects as invalid
+           ("ddsi_xt_type_add_typeobj with invalid type object"); an endpoint whose type cannot be resolved never
+           matches, so no sample flows. ROS 2 types are matched by name, as rmw does: ignore Fast DDS's type info. -->
+      <IgnoreTypeInformation>1.15</IgnoreTypeInformation>
+    </Compatibility>
     <Discovery>
       <ParticipantIndex>auto</ParticipantIndex>
       <MaxAutoParticipantIndex>{MAX_PARTICIPANTS_PER_HOST}</MaxAutoParticipantIndex>
