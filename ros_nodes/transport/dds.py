@@ -14,14 +14,13 @@ from typing import Any
 
 from cyclonedds.core import GuardCondition, InstanceState, Policy, Qos, ReadCondition, SampleState, ViewState, WaitSet
 from cyclonedds.domain import Domain, DomainParticipant
-from cyclonedds.idl import IdlStruct, make_idl_struct
-from cyclonedds.idl import types as idl
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
-from ros_nodes.msgs.schema import FieldSpec
+from ros_nodes.transport.dds_graph import GraphAnnouncer
+from ros_nodes.transport.dds_types import idl_struct, raw_sample, topic_type
 from ros_nodes.transport.names import dds_topic_name
 from ros_nodes.transport.node import LoopNode, QosProfile, Subscription
 
@@ -49,13 +48,6 @@ LOOPBACK_CONFIG = f"""<?xml version="1.0" encoding="UTF-8"?>
   </Domain>
 </CycloneDDS>
 """
-
-_PRIMITIVE_IDL: dict[str, Any] = {
-    "bool": bool, "byte": idl.byte, "char": idl.uint8, "int8": idl.int8, "uint8": idl.uint8, "int16": idl.int16,
-    "uint16": idl.uint16, "int32": idl.int32, "uint32": idl.uint32, "int64": idl.int64, "uint64": idl.uint64,
-    "float32": idl.float32, "float64": idl.float64, "string": str,
-}
-
 
 def domain_id_from_env() -> int:
     """ROS_DOMAIN_ID (0 when unset), checked against the range ROS 2 allows."""
@@ -98,65 +90,6 @@ def _ensure_domain(domain_id: int, config: str | None) -> None:
         _DOMAINS[domain_id] = (Domain(domain_id, config) if config is not None else None, config)
 
 
-def _idl_field(spec: FieldSpec) -> Any:
-    element = idl_struct(spec.element) if spec.is_message else _PRIMITIVE_IDL[spec.element]  # type: ignore[index]
-    if spec.is_sequence:
-        return idl.sequence[element]
-    if spec.length is not None:
-        return idl.array[element, spec.length]
-    return element
-
-
-_IDL_STRUCTS: dict[type, type[IdlStruct]] = {}
-_TOPIC_TYPES: dict[type, type[IdlStruct]] = {}
-
-
-def idl_struct(msg_type: type) -> type[IdlStruct]:
-    """The Cyclone IDL struct of a message: same name, fields and layout as the type rosidl generates."""
-    if msg_type not in _IDL_STRUCTS:
-        fields = {spec.name: _idl_field(spec) for spec in msg_type.FIELDS}
-        _IDL_STRUCTS[msg_type] = make_idl_struct(msg_type.DDS_TYPE.split("::")[-1], msg_type.DDS_TYPE, fields)
-    return _IDL_STRUCTS[msg_type]
-
-
-class _RawSample:
-    """What a reader of a topic type returns: the sample's CDR bytes (with header) and Cyclone's sample info."""
-
-    __slots__ = ("data", "sample_info")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-def _send_raw(sample: Any, buffer: Any = None, endianness: Any = None, use_version_2: Any = None) -> bytes:
-    return sample._cdr
-
-
-def _receive_raw(cls: type, data: bytes, has_header: bool = True, use_version_2: Any = None) -> _RawSample:
-    return _RawSample(data)
-
-
-def topic_type(msg_type: type) -> type[IdlStruct]:
-    """The IDL struct a topic is created with: its type information is the real one (for type matching), but its
-    samples carry our CDR bytes untouched in both directions."""
-    if msg_type not in _TOPIC_TYPES:
-        fields = {spec.name: _idl_field(spec) for spec in msg_type.FIELDS}
-        cls = make_idl_struct(msg_type.DDS_TYPE.split("::")[-1], msg_type.DDS_TYPE, fields)
-        # Cyclone's type builder walks base classes, so the raw hooks are attached, not inherited.
-        cls.serialize = _send_raw  # type: ignore[method-assign]
-        cls.deserialize = classmethod(_receive_raw)  # type: ignore[method-assign, assignment]
-        _TOPIC_TYPES[msg_type] = cls
-    return _TOPIC_TYPES[msg_type]
-
-
-def raw_sample(msg_type: type, data: bytes) -> Any:
-    """A sample of topic_type(msg_type) that writes `data` as it is."""
-    cls = topic_type(msg_type)
-    sample = cls.__new__(cls)
-    sample._cdr = data
-    return sample
-
-
 def dds_qos(qos: QosProfile) -> Qos:
     """Our QoS -> Cyclone QoS as rmw sets it: KEEP_LAST(depth), reliability, VOLATILE, XCDR1 data."""
     reliability = (
@@ -171,6 +104,13 @@ def dds_qos(qos: QosProfile) -> Qos:
         Policy.DataRepresentation(use_cdrv0_representation=True),
     )
 
+
+DISCOVERY_QOS = Qos(  # what rmw's ros_discovery_info writer offers: late joiners get the latest sample
+    Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
+    Policy.History.KeepLast(1),
+    Policy.Durability.TransientLocal,
+    Policy.DataRepresentation(use_cdrv0_representation=True),
+)
 
 _ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
 _TAKE_BATCH = 64
@@ -206,8 +146,16 @@ class DdsNode(LoopNode):
         self._waitset = WaitSet(self._participant)
         self._guard = GuardCondition(self._participant)
         self._waitset.attach(self._guard)
+        self._graph = GraphAnnouncer(self._participant, DISCOVERY_QOS)
+        self._waitset.attach(self._graph.condition)
         super().__init__(name, namespace, parameters, remappings)
         self._start_clock()
+        self._announce()
+
+    def _announce(self) -> None:
+        """Tell the ROS graph which readers and writers are this node's (after each one is created)."""
+        readers = [reader.guid for _, reader, _ in self._readers]
+        self._graph.update(self.namespace, self.name, readers, [writer.guid for writer in self._writers])
 
     def _topic(self, msg_type: type, topic: str) -> Topic:
         name = dds_topic_name(topic)
@@ -227,6 +175,7 @@ class DdsNode(LoopNode):
     ) -> tuple[Callable[[bytes], None], Callable[[], int]]:
         writer = DataWriter(self._participant, self._topic(msg_type, topic), qos=dds_qos(qos))
         self._writers.append(writer)
+        self._announce()
 
         def send(data: bytes) -> None:
             if not self.is_shutdown:
@@ -243,6 +192,7 @@ class DdsNode(LoopNode):
         condition = ReadCondition(reader, _ANY_STATE)
         self._waitset.attach(condition)
         self._readers.append((subscription, reader, condition))
+        self._announce()
 
     def _wait_for_data(self, timeout_s: float) -> list[tuple[Subscription, bytes]]:
         ready = self._take_all()
@@ -253,6 +203,7 @@ class DdsNode(LoopNode):
         return self._take_all()
 
     def _take_all(self) -> list[tuple[Subscription, bytes]]:
+        self._graph.poll()
         ready = []
         for subscription, reader, _ in self._readers:
             for sample in reader.take(_TAKE_BATCH):
@@ -266,6 +217,7 @@ class DdsNode(LoopNode):
     def _close(self) -> None:
         for entity in [c for _, _, c in self._readers] + [r for _, r, _ in self._readers] + self._writers:
             _delete(entity)
+        self._graph.close()
         for entity in [*self._topics.values(), self._guard, self._waitset, self._participant]:
             _delete(entity)
         self._readers.clear()
