@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node as _RclpyNode
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from ros_nodes.transport.dds import domain_id_from_env
 from ros_nodes.transport.node import (
@@ -33,6 +35,7 @@ from ros_nodes.transport.node import (
     as_qos,
 )
 
+DISCOVERY_RANGE_ENV = "ROS_AUTOMATIC_DISCOVERY_RANGE"
 _MAX_CALLBACKS_PER_SPIN = 256  # so a flood of messages cannot keep spin_once from returning
 _CONTEXTS: dict[int, Context] = {}
 _CONTEXTS_LOCK = threading.Lock()
@@ -42,8 +45,12 @@ def _context(domain_id: int) -> Context:
     """The process's rclpy context for a domain, initialized on first use and shut down at exit."""
     with _CONTEXTS_LOCK:
         if domain_id not in _CONTEXTS:
+            # Discovery on this host only unless the user chose otherwise, as the dds backend's loopback default;
+            # it is also what lets Fast DDS and our Cyclone nodes find each other here (README, ROS 2 section).
+            os.environ.setdefault(DISCOVERY_RANGE_ENV, "LOCALHOST")
             context = Context()
-            rclpy.init(context=context, domain_id=domain_id)
+            # the node's main() handles SIGINT/SIGTERM (a clean close between callbacks), not rclpy
+            rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
             _CONTEXTS[domain_id] = context
             if len(_CONTEXTS) == 1:
                 atexit.register(_shutdown_contexts)

@@ -1,6 +1,7 @@
-"""The sim system as separate processes on DDS via `inhand launch launch/sim_state.launch.yaml`: driver, goal manager,
-policy and recorder close the loop for 200+ control steps of sim time; the bag holds every topic with nothing lost on
-the reliable ones; Ctrl-C stops everything within 5 s. A missing checkpoint stops the launch with a clear message."""
+"""The sim system as separate processes via `inhand launch launch/sim_state.launch.yaml`, every node on rclpy, and
+the driver on dds with the rest on rclpy: driver, goal manager, policy and recorder close the loop for 200+ control
+steps of sim time; the bag holds every topic with nothing lost on the reliable ones; Ctrl-C stops everything within
+5 s. A missing checkpoint stops the launch with a clear message. A stock rclpy node sees and steers the dds system."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ros_nodes import msgs
 from ros_nodes.bag import BagReader
@@ -31,7 +33,11 @@ def diagnostic_values(bag: BagReader, name: str) -> list[tuple[int, dict[str, st
     return found
 
 
-def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "node_transports", [{}, {"hand_driver": "dds"}], ids=["all_on_rclpy", "driver_on_dds_rest_on_rclpy"])
+def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(
+    tmp_path: Path, node_transports: dict[str, str]
+) -> None:
     checkpoint = write_untrained_checkpoint(tmp_path / "policy.pt", dense_size=32, lstm_size=16, seed=1)
     domain = random.randint(30, 230)
     bag_path = tmp_path / "bag"
@@ -43,7 +49,7 @@ def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(tmp_p
                                  lambda m: newest_state.__setitem__(0, m.header.stamp.to_ns()))
     operator.create_subscription(msgs.String, "/trial/status", lambda m: statuses.append(json.loads(m.data)))
     runner = launch_system(checkpoint, bag_path, tmp_path / "log", domain, camera_size=32,
-                           extra=["trial_timeout_s:=4.0"])
+                           extra=["trial_timeout_s:=4.0"], transport="rclpy", node_transports=node_transports)
     try:
         deadline = time.monotonic() + 50.0
         # 200 steps after the recorder can have seen the first, plus the steps around start and stop
@@ -58,6 +64,8 @@ def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(tmp_p
         if runner.poll() is None:
             runner.kill()
     assert code == 0, output
+    assert "started /hand_driver (pid" in output and f"on {node_transports.get('hand_driver', 'rclpy')}:" in output
+    assert "started /policy (pid" in output and "on rclpy: ros_nodes.policy" in output
     assert stop_s < 5.0, output
     assert "still running" not in output  # no node needed SIGTERM
     assert "exited with code" not in output, output  # every node closed cleanly
