@@ -36,7 +36,8 @@ from ros_nodes.transport.graph import (
 
 PEERS_TOPIC = "inhand_discovery_info"  # not "rt/...": ROS tools do not list it as a topic
 FAST_DDS_PARTICIPANT_GID = uuid.UUID(int=0)  # what rmw_fastrtps files every Cyclone endpoint under
-RECHECK_S = 1.0  # how often gone peers are looked for when nothing else happens
+RECHECK_S = 1.0
+_UINT64 = (1 << 64) - 1  # how often gone peers are looked for when nothing else happens
 
 
 class GraphAnnouncer:
@@ -73,19 +74,24 @@ class GraphAnnouncer:
             message = deserialize(sample.data, ParticipantEntitiesInfo)
             if self._own is not None and _same_gid(message.gid, self._own.gid):
                 continue  # our own sample, delivered locally
-            self._peers[info.publication_handle] = message.node_entities_info_seq
+            self._peers[info.publication_handle & _UINT64] = message.node_entities_info_seq
             changed = True
         if changed or time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + RECHECK_S
-            alive = set(self._peers_reader.get_matched_publications())
+            alive = self._alive_peers()
             for handle in [h for h in self._peers if h not in alive]:
                 del self._peers[handle]
             self._announce()
 
+    def _alive_peers(self) -> set[int]:
+        # matched handles come back signed, sample infos carry them unsigned: compare as uint64
+        return {handle & _UINT64 for handle in self._peers_reader.get_matched_publications()}
+
     def close(self) -> None:
         """Announce our peers' nodes without ours (an empty list removes GID 0), then delete the entities."""
         self._own = None
-        self._peers = {h: n for h, n in self._peers.items() if h in set(self._peers_reader.get_matched_publications())}
+        alive = self._alive_peers()
+        self._peers = {handle: nodes for handle, nodes in self._peers.items() if handle in alive}
         self._announce()
         for entity in self._entities:
             entity.__del__()  # the binding's only way to delete an entity; idempotent

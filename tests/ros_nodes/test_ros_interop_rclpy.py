@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from ros_nodes import msgs
 from ros_nodes.transport import SENSOR_QOS, create_node
-from ros_nodes.transport.ros_env import ros_environment
 from ros_samples import SAMPLES
-
-PROBE = Path(__file__).with_name("ros_rclpy_probe.py")
-# the one setting a stock ROS 2 host needs (README): discovery on this host only, over loopback
-STOCK_ROS_ENV = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+from ros_stock_peer import probe_report, start_probe
 
 
 def _one_sample_per_type() -> dict[str, object]:
@@ -29,15 +21,6 @@ def _one_sample_per_type() -> dict[str, object]:
         if current is None or len(msgs.serialize(message)) > len(msgs.serialize(current)):
             chosen[message.ROS_TYPE] = message
     return chosen
-
-
-def start_probe(domain_id: int, subscribe: dict[str, str], seconds: float) -> subprocess.Popen[str]:
-    """Start the stock rclpy node in its own process on domain_id."""
-    spec = json.dumps({"seconds": seconds, "subscribe": subscribe})
-    environment = ros_environment() | STOCK_ROS_ENV | {"ROS_DOMAIN_ID": str(domain_id)}
-    environment.pop("INHAND_DDS_CONFIG", None)
-    return subprocess.Popen([sys.executable, str(PROBE), spec], env=environment, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture()
@@ -69,15 +52,13 @@ def test_stock_rclpy_node_and_dds_nodes_talk_both_ways(domain_id: int) -> None:
             policy_publisher.publish(msgs.JointState(name=["x"]))
             driver.spin_once(0.05)
             policy.spin_once(0.0)
-        output, errors = probe.communicate(timeout=30)
+        report = probe_report(probe)
     finally:
         if probe.poll() is None:
             probe.kill()
         driver.shutdown()
         policy.shutdown()
-    assert probe.returncode == 0, errors
-    report = json.loads(output.strip().splitlines()[-1])
-    assert "invalid type object" not in errors
+    assert "invalid type object" not in report["stderr"]
     missing = sorted(set(topics) - set(report["first"]))
     assert not missing, f"rclpy received nothing on {missing}"
     for topic, message in topics.items():  # rclpy decoded each type into its own class and encoded it back

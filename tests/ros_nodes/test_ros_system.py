@@ -17,6 +17,7 @@ from ros_nodes.bag import BagReader
 from ros_nodes.bench_system import launch_system, stop_system, write_untrained_checkpoint
 from ros_nodes.launch import load_launch, share_directory
 from ros_nodes.transport import create_node
+from ros_stock_peer import probe_report, start_probe
 
 PERIOD_NS = 80_000_000
 STEPS = 200
@@ -132,3 +133,45 @@ def test_launch_files_wire_the_policy_into_each_graph() -> None:
     assert real["policy"].parameters == {"checkpoint": "/ckpt.pt", "ema_start": "measured"}
     for name in ("goal_manager", "policy", "recorder"):
         assert real[name].remappings == [("object/pose", "/mocap/cube")]
+
+
+def test_a_stock_rclpy_node_sees_and_steers_the_dds_system(tmp_path: Path) -> None:
+    """What a ROS 2 host sees of `inhand launch ... --transport dds`: topics, node names, and its hand/enable obeyed."""
+    checkpoint = write_untrained_checkpoint(tmp_path / "policy.pt", dense_size=32, lstm_size=16, seed=1)
+    domain = random.randint(30, 230)
+    observer = create_node("observer", backend="dds", domain_id=domain)
+    driver_enabled: list[tuple[int, str]] = []
+
+    def on_diagnostics(message: msgs.DiagnosticArray) -> None:
+        for status in message.status:
+            if status.name.startswith("hand_driver:"):
+                values = {kv.key: kv.value for kv in status.values}
+                driver_enabled.append((message.header.stamp.to_ns(), values["enabled"]))
+
+    observer.create_subscription(msgs.DiagnosticArray, "/diagnostics", on_diagnostics)
+    runner = launch_system(checkpoint, tmp_path / "bag", tmp_path / "log", domain, camera_size=16,
+                           extra=["record_images:=false"], transport="dds")
+    probe = None
+    try:
+        assert observer.spin_until(lambda: driver_enabled, timeout_s=60.0), stop_system(runner)[1]
+        assert driver_enabled[-1][1] == "true"  # the sim driver starts enabled
+        probe = start_probe(domain, {"/hand/joint_states": "sensor_msgs/msg/JointState"}, seconds=4.0,
+                            max_seconds=30.0)
+        while probe.poll() is None:
+            observer.spin_once(0.1)
+        report = probe_report(probe)
+        observer.spin(timeout_s=0.5)
+        code, output, _ = stop_system(runner)
+    finally:
+        observer.shutdown()
+        for process in (probe, runner):
+            if process is not None and process.poll() is None:
+                process.kill()
+    assert code == 0, output
+    assert report["counts"].get("/hand/joint_states", 0) >= 10, report
+    state = msgs.deserialize(bytes.fromhex(report["last"]["/hand/joint_states"]), msgs.JointState)
+    assert len(state.name) == 24 and state.position.shape == (24,)
+    assert {"/hand_driver", "/policy", "/goal_manager", "/recorder"} <= set(report["nodes"]), report["nodes"]
+    assert report["publishers"]["/hand/joint_states"] == ["/hand_driver"]
+    assert "/hand_driver" in report["subscribers"]["/hand/enable"]
+    assert driver_enabled[-1][1] == "false"  # the probe's hand/enable false: the driver holds
