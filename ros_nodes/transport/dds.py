@@ -1,8 +1,10 @@
 """Cyclone DDS backend that speaks ROS 2's wire conventions, so ROS 2 nodes (rmw_cyclonedds, rmw_fastrtps) see it.
 
 Topic /a/b is DDS topic "rt/a/b" of type "pkg::msg::dds_::T_", keyless, XCDR1; the sample bytes are exactly our
-CDR encoding (the same bytes rosbag2 records). Participants carry USER_DATA "enclave=/;" like rmw's. Unless
-configured otherwise, Cyclone runs on loopback only: interface lo, no multicast, unicast discovery to 127.0.0.1.
+CDR encoding (the same bytes rosbag2 records). Participants carry USER_DATA "enclave=/;" like rmw's and announce
+their node on ros_discovery_info (dds_graph), so ROS 2 tools list it by name. Unless configured otherwise, Cyclone
+runs on loopback only (interface lo, no multicast, unicast discovery to 127.0.0.1) and matches Fast DDS endpoints
+by type name, ignoring the XTypes type information Fast DDS sends (Cyclone rejects it as invalid).
 """
 from __future__ import annotations
 
