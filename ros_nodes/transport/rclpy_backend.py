@@ -23,6 +23,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from ros_nodes.transport.dds import domain_id_from_env
+from sim.paths import data_path
 from ros_nodes.transport.node import (
     DEFAULT_QOS,
     Node,
@@ -36,6 +37,8 @@ from ros_nodes.transport.node import (
 )
 
 DISCOVERY_RANGE_ENV = "ROS_AUTOMATIC_DISCOVERY_RANGE"
+FAST_DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+FAST_DDS_PROFILE = "config/fastdds.xml"
 _MAX_CALLBACKS_PER_SPIN = 256  # so a flood of messages cannot keep spin_once from returning
 _CONTEXTS: dict[int, Context] = {}
 _CONTEXTS_LOCK = threading.Lock()
@@ -48,6 +51,8 @@ def _context(domain_id: int) -> Context:
             # Discovery on this host only unless the user chose otherwise, as the dds backend's loopback default;
             # it is also what lets Fast DDS and our Cyclone nodes find each other here (README, ROS 2 section).
             os.environ.setdefault(DISCOVERY_RANGE_ENV, "LOCALHOST")
+            # Fast DDS without XTypes type propagation (config/fastdds.xml says why), unless the user has a profile
+            os.environ.setdefault(FAST_DDS_PROFILE_ENV, str(data_path(FAST_DDS_PROFILE)))
             context = Context()
             # the node's main() handles SIGINT/SIGTERM (a clean close between callbacks), not rclpy
             rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)

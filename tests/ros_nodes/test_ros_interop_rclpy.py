@@ -9,6 +9,7 @@ import pytest
 
 from ros_nodes import msgs
 from ros_nodes.transport import SENSOR_QOS, create_node
+from ros_nodes.transport.ros_env import ros_environment
 from ros_samples import SAMPLES
 from ros_stock_peer import probe_report, start_probe
 
@@ -73,3 +74,63 @@ def test_stock_rclpy_node_and_dds_nodes_talk_both_ways(domain_id: int) -> None:
     assert report["publishers"]["/robot/hand/command_echo"] == ["/robot/policy"]
     assert "/hand_driver" in report["subscribers"]["/hand/enable"]
     assert "/hand_driver" in report["subscribers"]["/hand/command"]
+
+
+_SHOW_TYPE_IDS = """
+import sys, time
+from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
+from cyclonedds.domain import Domain, DomainParticipant
+domain_id = int(sys.argv[1])
+domain = Domain(domain_id, sys.argv[2])
+participant = DomainParticipant(domain_id)
+publications = BuiltinDataReader(participant, BuiltinTopicDcpsPublication)
+deadline = time.monotonic() + 10.0
+while time.monotonic() < deadline:
+    for p in publications.take(64):
+        if p.topic_name == "rt/typed/joint_states":
+            print(p.type_name, "type_id" if p.type_id is not None else "no_type_id")
+            sys.exit(0)
+    time.sleep(0.05)
+"""
+
+
+_TALK = """
+import sys, time
+from ros_nodes import msgs
+from ros_nodes.transport import create_node
+node = create_node("talker", backend="rclpy", domain_id=int(sys.argv[1]))
+node.create_publisher(msgs.JointState, "/typed/joint_states")
+node.spin(timeout_s=30.0)
+"""
+
+
+@pytest.mark.parametrize("profile", ["ours", "fast_dds_default"])
+def test_our_rclpy_nodes_match_by_type_name_without_xtypes_type_information(
+    domain_id: int, profile: str, tmp_path: object
+) -> None:
+    """config/fastdds.xml turns Fast DDS's type propagation off: no type object to look up, none to reject. A
+    Cyclone participant that does not ignore Fast DDS's type information shows what the rclpy node sends."""
+    import re
+    import subprocess
+    import sys
+
+    from ros_nodes.transport.dds import LOOPBACK_CONFIG
+
+    environment = ros_environment()  # Fast DDS reads its profile once per process: the talker gets its own
+    environment.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    if profile == "fast_dds_default":  # a profile without our property, as a stock ROS 2 installation runs
+        empty = tmp_path / "default.xml"  # type: ignore[operator]
+        empty.write_text('<?xml version="1.0"?><dds xmlns="http://www.eprosima.com"><profiles><participant '
+                         'profile_name="stock" is_default_profile="true"><rtps/></participant></profiles></dds>')
+        environment["FASTDDS_DEFAULT_PROFILES_FILE"] = str(empty)
+    talker = subprocess.Popen([sys.executable, "-c", _TALK, str(domain_id)], env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    believing = re.sub(r"<Compatibility>.*</Compatibility>", "", LOOPBACK_CONFIG, flags=re.S)
+    try:
+        shown = subprocess.run([sys.executable, "-c", _SHOW_TYPE_IDS, str(domain_id), believing],
+                               capture_output=True, text=True, timeout=60)
+    finally:
+        talker.kill()
+        talker.communicate()
+    expected = "no_type_id" if profile == "ours" else "type_id"
+    assert shown.stdout.split() == ["sensor_msgs::msg::dds_::JointState_", expected], shown.stderr[-2000:]
