@@ -208,3 +208,17 @@ def test_a_node_that_fails_while_shutting_down_fails_the_launch(tmp_path: Path) 
             runner.kill()
     assert "recorder exited with code 1 while shutting down" in output, output
     assert runner.returncode == 1, output
+
+
+def test_transport_choices_are_checked_against_the_plan(tmp_path: Path) -> None:
+    from ros_nodes.launch import LaunchRunner
+
+    plan = load_launch(two_nodes(tmp_path / "two.launch.yaml", on_exit=False), {"bag": "b"})
+    with pytest.raises(LaunchError, match=r"--transport-of policy=dds: no node 'policy' in the launch; "
+                                          r"nodes: \['recorder', 'goal_manager'\]"):
+        LaunchRunner(plan, tmp_path, node_transports={"policy": "dds"})
+    with pytest.raises(LaunchError, match="transport 'zenoh' is not supported; supported: rclpy, dds"):
+        LaunchRunner(plan, tmp_path, node_transports={"recorder": "zenoh"})
+    runner = LaunchRunner(plan, tmp_path, transport="dds", node_transports={"recorder": "rclpy"})
+    assert (runner.transport, runner.node_transports) == ("dds", {"recorder": "rclpy"})
+    assert LaunchRunner(plan, tmp_path).transport == "rclpy"  # the default where rclpy imports
