@@ -21,6 +21,7 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
+from ros_nodes.msgs.type_hashes import TYPE_HASHES
 from ros_nodes.transport.dds_graph import GraphAnnouncer
 from ros_nodes.transport.dds_types import idl_struct, raw_sample, topic_type
 from ros_nodes.transport.names import dds_topic_name
@@ -92,19 +93,24 @@ def _ensure_domain(domain_id: int, config: str | None) -> None:
         _DOMAINS[domain_id] = (Domain(domain_id, config) if config is not None else None, config)
 
 
-def dds_qos(qos: QosProfile) -> Qos:
-    """Our QoS -> Cyclone QoS as rmw sets it: KEEP_LAST(depth), reliability, VOLATILE, XCDR1 data."""
+def dds_qos(qos: QosProfile, msg_type: type | None = None) -> Qos:
+    """Our QoS -> Cyclone QoS as rmw sets it: KEEP_LAST(depth), reliability, VOLATILE, XCDR1 data, and the type's
+    hash in USER_DATA ("typehash=RIHS01_...;", what `ros2 topic info -v` shows)."""
     reliability = (
         Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100))
         if qos.reliable
         else Policy.Reliability.BestEffort
     )
-    return Qos(
+    policies = [
         reliability,
         Policy.History.KeepLast(qos.depth),
         Policy.Durability.Volatile,
         Policy.DataRepresentation(use_cdrv0_representation=True),
-    )
+    ]
+    type_hash = TYPE_HASHES.get(msg_type.ROS_TYPE) if msg_type is not None else None
+    if type_hash is not None:
+        policies.append(Policy.Userdata(f"typehash={type_hash};".encode()))
+    return Qos(*policies)
 
 
 DISCOVERY_QOS = Qos(  # what rmw's ros_discovery_info writer offers: late joiners get the latest sample
@@ -175,7 +181,7 @@ class DdsNode(LoopNode):
     def _open_writer(
         self, msg_type: type, topic: str, qos: QosProfile
     ) -> tuple[Callable[[bytes], None], Callable[[], int]]:
-        writer = DataWriter(self._participant, self._topic(msg_type, topic), qos=dds_qos(qos))
+        writer = DataWriter(self._participant, self._topic(msg_type, topic), qos=dds_qos(qos, msg_type))
         self._writers.append(writer)
         self._announce()
 
@@ -190,7 +196,7 @@ class DdsNode(LoopNode):
 
     def _open_reader(self, subscription: Subscription) -> None:
         topic = self._topic(subscription.msg_type, subscription.topic)
-        reader = DataReader(self._participant, topic, qos=dds_qos(subscription.qos))
+        reader = DataReader(self._participant, topic, qos=dds_qos(subscription.qos, subscription.msg_type))
         condition = ReadCondition(reader, _ANY_STATE)
         self._waitset.attach(condition)
         self._readers.append((subscription, reader, condition))

@@ -4,8 +4,8 @@ Run as `python ros_rclpy_probe.py SPEC_JSON`; SPEC: {"seconds": S, "max_seconds"
 "pkg/msg/Type"}}. It subscribes (best effort, so it matches reliable and best-effort writers) to each topic with
 rclpy's own message classes, publishes std_msgs/Bool false on /hand/enable and a JointState on /hand/command at
 20 Hz for at least S seconds, until every topic had a sample or M seconds passed, and prints one JSON line: each
-topic's first and last sample re-serialized by rclpy (hex), sample counts, the graph's node names, and the node
-names rclpy gives each topic's publishers and the subscribers of /hand/enable and /hand/command.
+topic's first and last sample re-serialized by rclpy (hex), sample counts, the graph's node names, the node
+names and type hashes rclpy gives each topic's publishers and the subscribers of /hand/enable and /hand/command.
 """
 from __future__ import annotations
 
@@ -65,13 +65,18 @@ def main() -> None:
                       node.get_publishers_info_by_topic(topic))
         for topic in spec["subscribe"]
     }
+    publisher_type_hashes = {
+        topic: sorted(f"RIHS{info.topic_type_hash.version:02d}_{info.topic_type_hash.value.hex()}"
+                      for info in node.get_publishers_info_by_topic(topic))
+        for topic in spec["subscribe"]
+    }
     subscribers = {
         topic: sorted(f"{info.node_namespace.rstrip('/')}/{info.node_name}" for info in
                       node.get_subscriptions_info_by_topic(topic))
         for topic in ("/hand/enable", "/hand/command")
     }
     nodes = sorted(f"{namespace.rstrip('/')}/{name}" for name, namespace in node.get_node_names_and_namespaces())
-    print(json.dumps({"first": first, "last": last, "counts": counts, "nodes": nodes, "publishers": publishers,
+    print(json.dumps({"first": first, "last": last, "counts": counts, "nodes": nodes, "publishers": publishers, "publisher_type_hashes": publisher_type_hashes,
                       "subscribers": subscribers}), flush=True)
     node.destroy_node()
     rclpy.shutdown()

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from ros_nodes import msgs
+from ros_nodes.msgs.type_hashes import TYPE_HASHES
 from ros_nodes.transport import SENSOR_QOS, create_node
 from ros_nodes.transport.ros_env import ros_environment
 from ros_samples import SAMPLES
@@ -71,6 +72,8 @@ def test_stock_rclpy_node_and_dds_nodes_talk_both_ways(domain_id: int) -> None:
     assert {"/hand_driver", "/robot/policy", "/rclpy_probe"} <= set(report["nodes"])
     assert "_CREATED_BY_BARE_DDS_APP_" not in json.dumps(report["nodes"])
     assert report["publishers"]["/interop/jointstate"] == ["/hand_driver"]
+    for topic, message in topics.items():  # what `ros2 topic info -v` shows as "Topic type hash"
+        assert report["publisher_type_hashes"][topic] == [TYPE_HASHES[message.ROS_TYPE]], topic
     assert report["publishers"]["/robot/hand/command_echo"] == ["/robot/policy"]
     assert "/hand_driver" in report["subscribers"]["/hand/enable"]
     assert "/hand_driver" in report["subscribers"]["/hand/command"]
@@ -97,6 +100,7 @@ while time.monotonic() < deadline:
 _TALK = """
 import sys, time
 from ros_nodes import msgs
+from ros_nodes.msgs.type_hashes import TYPE_HASHES
 from ros_nodes.transport import create_node
 node = create_node("talker", backend="rclpy", domain_id=int(sys.argv[1]))
 node.create_publisher(msgs.JointState, "/typed/joint_states")
