@@ -19,18 +19,22 @@ def share_tree(folder: str) -> list[tuple[str, list[str]]]:
     return sorted(entries.items())
 
 
-# ROS 2 Kilted's Python stack as PyPI wheels (CPython 3.11, manylinux): rclpy on Fast DDS, the default RMW,
-# plus the message packages our nodes use. Pinned together: they are one ROS release.
+# ROS 2 Kilted's Python stack as PyPI wheels (CPython 3.11, manylinux): rclpy on Fast DDS, the default RMW, plus the
+# message packages our nodes use. Pinned together: they are one ROS release. Elsewhere only the dds transport installs.
+_ROS_MARKER = '; python_version == "3.11" and sys_platform == "linux"'
 ROS_WHEELS = [
-    "ros-rclpy==9.1.2",
-    "ros-rmw-fastrtps-cpp==9.3.3",
-    "ros-rmw-dds-common==4.0.0",
-    "ros-builtin-interfaces==2.3.0",
-    "ros-std-msgs==5.5.1",
-    "ros-sensor-msgs==5.5.1",
-    "ros-geometry-msgs==5.5.1",
-    "ros-diagnostic-msgs==5.5.1",
-    "ros-rosgraph-msgs==2.3.0",
+    requirement + _ROS_MARKER
+    for requirement in (
+        "ros-rclpy==9.1.2",
+        "ros-rmw-fastrtps-cpp==9.3.3",
+        "ros-rmw-dds-common==4.0.0",
+        "ros-builtin-interfaces==2.3.0",
+        "ros-std-msgs==5.5.1",
+        "ros-sensor-msgs==5.5.1",
+        "ros-geometry-msgs==5.5.1",
+        "ros-diagnostic-msgs==5.5.1",
+        "ros-rosgraph-msgs==2.3.0",
+    )
 ]
 
 
