@@ -212,3 +212,28 @@ def test_rclpy_loads_with_the_environment_the_launcher_gives_children() -> None:
     assert failed.returncode != 0 and "cannot open shared object file" in failed.stderr
     loaded = subprocess.run(probe, env=ros_environment(bare), capture_output=True, text=True, timeout=60)
     assert loaded.returncode == 0 and loaded.stdout.strip() == "ok", loaded.stderr
+
+
+def test_rclpy_is_initialized_once_per_domain_and_shut_down_at_exit() -> None:
+    import subprocess
+    import sys
+
+    script = """
+import atexit
+from ros_nodes.transport import create_node
+from ros_nodes.transport import rclpy_backend
+contexts = {}
+# registered before the backend's own exit handler, so it runs after it (atexit runs in reverse order)
+atexit.register(lambda: print("contexts ok at exit:", [context.ok() for context in contexts.values()]))
+a = create_node("a", backend="rclpy", domain_id=41)
+b = create_node("b", backend="rclpy", domain_id=41)
+c = create_node("c", backend="rclpy", domain_id=42)
+contexts.update(rclpy_backend._CONTEXTS)
+assert sorted(contexts) == [41, 42] and a._context is b._context is not c._context
+a.shutdown(); b.shutdown()
+assert contexts[41].ok()  # nodes come and go; the context stays for the process
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "contexts ok at exit: [False, False]"  # both shut down, once, at exit
+    assert "Traceback" not in done.stderr and "RCLError" not in done.stderr
