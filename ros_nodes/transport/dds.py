@@ -23,9 +23,10 @@ from cyclonedds.util import duration
 
 from ros_nodes.msgs.type_hashes import TYPE_HASHES
 from ros_nodes.transport.dds_graph import GraphAnnouncer
-from ros_nodes.transport.dds_types import idl_struct, raw_sample, topic_type
+from ros_nodes.transport.dds_types import raw_sample, topic_type
 from ros_nodes.transport.names import dds_topic_name
 from ros_nodes.transport.node import LoopNode, QosProfile, Subscription
+from ros_nodes.transport.ros_env import domain_id_from_env
 
 CONFIG_ENV = "INHAND_DDS_CONFIG"
 MAX_PARTICIPANTS_PER_HOST = 32  # participant indices Cyclone probes on 127.0.0.1 during unicast discovery
@@ -51,16 +52,6 @@ LOOPBACK_CONFIG = f"""<?xml version="1.0" encoding="UTF-8"?>
   </Domain>
 </CycloneDDS>
 """
-
-def domain_id_from_env() -> int:
-    """ROS_DOMAIN_ID (0 when unset), checked against the range ROS 2 allows."""
-    text = os.environ.get("ROS_DOMAIN_ID", "").strip()
-    if not text:
-        return 0
-    if not text.isdigit() or not 0 <= int(text) <= 232:
-        raise ValueError(f"ROS_DOMAIN_ID={text!r}: expected an integer in 0..232")
-    return int(text)
-
 
 def dds_config(explicit: str | None = None) -> str | None:
     """The Cyclone config: `explicit`, else $INHAND_DDS_CONFIG (XML or file; empty = Cyclone's own

@@ -22,8 +22,6 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from ros_nodes.transport.dds import domain_id_from_env
-from sim.paths import data_path
 from ros_nodes.transport.node import (
     DEFAULT_QOS,
     Node,
@@ -31,10 +29,12 @@ from ros_nodes.transport.node import (
     QosProfile,
     Subscription,
     Timer,
-    _check_message_type,
-    _checked_parameter,
+    check_message_type,
+    checked_parameter,
     as_qos,
 )
+from ros_nodes.transport.ros_env import domain_id_from_env
+from sim.paths import data_path
 
 DISCOVERY_RANGE_ENV = "ROS_AUTOMATIC_DISCOVERY_RANGE"
 FAST_DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -127,7 +127,7 @@ class RclpyNode(Node):
     def declare_parameter(self, name: str, default: Any) -> Any:
         if name == "use_sim_time":
             return self._node.get_parameter(name).value  # rclpy declares it itself
-        value = _checked_parameter(self.fully_qualified_name, name, self._parameter_overrides.get(name, default), default)
+        value = checked_parameter(self.fully_qualified_name, name, self._parameter_overrides.get(name, default), default)
         try:
             return self._node.declare_parameter(name, value).value
         except ParameterAlreadyDeclaredException:
@@ -143,14 +143,14 @@ class RclpyNode(Node):
             ) from None
 
     def set_parameter(self, name: str, value: Any) -> None:
-        value = _checked_parameter(self.fully_qualified_name, name, value, self.get_parameter(name))
+        value = checked_parameter(self.fully_qualified_name, name, value, self.get_parameter(name))
         (result,) = self._node.set_parameters([Parameter(name, value=value)])
         if not result.successful:
             raise ValueError(f"node {self.fully_qualified_name}: parameter {name!r} = {value!r}: {result.reason}")
 
     def create_publisher(self, msg_type: type, topic: str, qos: QosProfile | int = DEFAULT_QOS) -> Publisher:
         self._check_alive()
-        _check_message_type(msg_type)
+        check_message_type(msg_type)
         profile = as_qos(qos)
         publisher = self._node.create_publisher(_rclpy_type(msg_type), topic, _rclpy_qos(profile))
 
@@ -172,7 +172,7 @@ class RclpyNode(Node):
         raw: bool = False,
     ) -> Subscription:
         self._check_alive()
-        _check_message_type(msg_type)
+        check_message_type(msg_type)
         profile = as_qos(qos)
         subscription = Subscription(msg_type, self.resolve_topic(topic), profile, callback, raw)
         self._node.create_subscription(

@@ -1,4 +1,5 @@
-"""Where the ROS 2 wheels from PyPI keep their shared libraries, and the environment a process needs to load rclpy.
+"""The ROS environment of a process: ROS_DOMAIN_ID, and where the ROS 2 wheels from PyPI keep the shared libraries
+rclpy needs.
 
 The `ros-*` wheels put rcl, rmw and Fast DDS libraries in `site-packages/ros_*.libs` and ship a `.pth` hook
 (ros_wheels_bootstrapper) that re-executes every Python of the environment once with LD_LIBRARY_PATH pointing
@@ -34,6 +35,16 @@ def ros_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     environment["LD_LIBRARY_PATH"] = os.pathsep.join([*folders, *(p for p in current if p not in folders)])
     environment[BOOTSTRAP_GUARD] = "1"
     return environment
+
+
+def domain_id_from_env() -> int:
+    """ROS_DOMAIN_ID (0 when unset), checked against the range ROS 2 allows."""
+    text = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    if not text:
+        return 0
+    if not text.isdigit() or not 0 <= int(text) <= 232:
+        raise ValueError(f"ROS_DOMAIN_ID={text!r}: expected an integer in 0..232")
+    return int(text)
 
 
 @functools.cache
