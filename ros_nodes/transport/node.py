@@ -410,5 +410,6 @@ class LoopNode(Node):
 
 
 def check_message_type(msg_type: type) -> None:
+    """Raise unless msg_type is one of our message classes."""
     if not hasattr(msg_type, "ROS_TYPE") or not hasattr(msg_type, "FIELDS"):
         raise TypeError(f"{msg_type!r} is not a ros_nodes.msgs message class")

@@ -29,9 +29,9 @@ from ros_nodes.transport.node import (
     QosProfile,
     Subscription,
     Timer,
+    as_qos,
     check_message_type,
     checked_parameter,
-    as_qos,
 )
 from ros_nodes.transport.ros_env import domain_id_from_env
 from sim.paths import data_path
