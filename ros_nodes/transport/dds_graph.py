@@ -36,8 +36,8 @@ from ros_nodes.transport.graph import (
 
 PEERS_TOPIC = "inhand_discovery_info"  # not "rt/...": ROS tools do not list it as a topic
 FAST_DDS_PARTICIPANT_GID = uuid.UUID(int=0)  # what rmw_fastrtps files every Cyclone endpoint under
-RECHECK_S = 1.0
-_UINT64 = (1 << 64) - 1  # how often gone peers are looked for when nothing else happens
+RECHECK_S = 1.0  # how often gone peers are looked for when nothing else happens
+_UINT64 = (1 << 64) - 1
 
 
 class GraphAnnouncer:
