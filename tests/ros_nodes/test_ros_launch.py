@@ -124,11 +124,14 @@ def test_sigint_stops_every_node_cleanly_within_5_s(tmp_path: Path) -> None:
     listener = create_node("listener", backend="dds", domain_id=domain)
     statuses: list[msgs.String] = []
     listener.create_subscription(msgs.String, "/trial/status", statuses.append)
+    # only the recorder subscribes hand/enable here: a match means its subscriptions exist and discovery has run
+    probe = listener.create_publisher(msgs.Bool, "/hand/enable")
     runner = _launch(path, tmp_path, f"bag:={tmp_path / 'bag'}", domain=domain)
     try:
-        # both nodes are up once the goal manager's status arrives and the recorder's bag exists
-        assert listener.spin_until(lambda: bool(statuses) and (tmp_path / "bag").exists(), 30.0)
-        listener.spin(timeout_s=1.2)  # the recorder has matched the status topic by the next status
+        # both nodes are up once the goal manager's status arrives and the recorder is subscribed
+        assert listener.spin_until(lambda: bool(statuses) and probe.get_subscription_count() == 1, 60.0)
+        seen = len(statuses)
+        assert listener.spin_until(lambda: len(statuses) >= seen + 2, 30.0)  # statuses the recorder can have had
         assert runner.poll() is None
         started = time.monotonic()
         runner.send_signal(signal.SIGINT)
