@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
+from collections.abc import Callable
 
 # headless first: EGL renders on a GPU or, through Mesa, on the CPU, with no display; set MUJOCO_GL to override
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -39,12 +41,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inhand: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module_name, function_name, _ = COMMANDS[name]
-    function = getattr(importlib.import_module(module_name), function_name)
+    return run_boundary(f"inhand {name}", lambda: getattr(importlib.import_module(module_name), function_name)(rest))
+
+
+def run_boundary(prog: str, command: Callable[[], int | None]) -> int:
+    """Run a command: the project's own errors print one line and give 2, anything else its traceback and 1."""
+    from sim.errors import InhandError
+
     try:
-        return int(function(rest) or 0)
+        return int(command() or 0)
+    except InhandError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("inhand: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug, not bad input: the traceback is what a developer needs
+        traceback.print_exc()
+        print(f"{prog}: unexpected error (a bug; the traceback above shows where)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

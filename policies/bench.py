@@ -23,16 +23,19 @@ import gymnasium
 import numpy as np
 import torch
 
-from policies.cli import DEFAULT_CONFIG
+from policies.cli import DEFAULT_CONFIG, default_config
 from sim.config_loading import parse_overrides
 from policies.config import EnvSection, TrainConfig, load_train_config
 from policies.runner import LocalBackend, Runner
 from policies.vec_env import VecEnv
+from sim.bench import physics_limit, resident_bytes_per_env
 from sim.cores import default_num_threads
 from sim.config import EnvConfig, load_env_config
 from sim.config_loading import ConfigError
 
 WARMUP_UPDATES = 1
+# control periods per env of the raw mj_step loop that gives physics_limit_samples_per_s
+PHYSICS_LIMIT_STEPS = 40
 SIM_FACTORY = EnvSection().factory
 CONTINUOUS_FACTORY = "policies.bench:make_continuous_sim_env"
 PEER_INSTALL_HINT = "sb3-contrib is not installed; it is a benchmark-only extra: pip install inhand[bench]"
@@ -103,11 +106,15 @@ class TimedRunner(Runner):
         return row
 
 
+def section_env_config(section: EnvSection) -> EnvConfig:
+    """The env YAML of `section` with its goal mode applied."""
+    env_config = load_env_config(section.config)
+    return env_config.with_options(goal_mode=section.goal_mode or env_config.task.goal_mode)
+
+
 def continuous_env_config(section: EnvSection) -> EnvConfig:
     """The env YAML of `section` with its goal mode applied and Box actions."""
-    env_config = load_env_config(section.config)
-    goal_mode = section.goal_mode or env_config.task.goal_mode
-    return env_config.with_options(goal_mode=goal_mode, action_type="continuous")
+    return section_env_config(section).with_options(action_type="continuous")
 
 
 def make_continuous_sim_env(section: EnvSection, num_envs: int, seed: int) -> VecEnv:
@@ -347,7 +354,11 @@ def notes(config: TrainConfig, layout: str, action_type: str, with_peer: bool) -
              "rounds alternate ours, ours_continuous, recurrent_ppo; whole loop = wall clock from the first timed "
              "rollout's start to the last timed update's end",
              "ours: policies.runner.Runner + LocalBackend (as `inhand train`); rollout and update seconds are the "
-             "Runner's own (rollout_fraction, samples_per_s); run folder, metrics and TensorBoard writes included"]
+             "Runner's own (rollout_fraction, samples_per_s); run folder, metrics and TensorBoard writes included",
+             f"physics_limit_samples_per_s: plain mj_step (no env logic) on {default_num_threads()} threads over "
+             f"{config.env.num_envs} envs of the training env config, their own randomized models and states, "
+             f"random-walk targets, {PHYSICS_LIMIT_STEPS} control periods each; one measurement per round, "
+             "before that round's sides; sim_seconds_per_wall_second_per_core = whole loop * control period / cores"]
     if action_type == "discrete":
         lines.append("ours trains on the configured discrete actions (categorical heads); ours_continuous is the "
                      "same learner on Box actions, the action space RecurrentPPO gets")
@@ -369,6 +380,9 @@ def notes(config: TrainConfig, layout: str, action_type: str, with_peer: bool) -
         f"{config.ppo.num_minibatches} samples, its sequences run whole between minibatch and episode boundaries",
         "envs: ours steps its VecEnv (sim.make_vec_env); recurrent_ppo steps N single gymnasium envs in an SB3 "
         "VecEnv (DummyVecEnv for env.num_workers 0, else SubprocVecEnv with one process per env, SB3's design)",
+        f"cores: both sides get the machine's {default_num_threads()}: ours in physics threads and the update's "
+        "torch threads; recurrent_ppo's torch uses as many threads for inference and update (SB3 has no vector env "
+        "that steps several envs per process, and 64 processes do not fit 2 cores)",
     ]
 
 
@@ -386,7 +400,13 @@ def measure(config: TrainConfig, updates: int, rounds: int, with_peer: bool, lay
     continuous = dataclasses.replace(config, env=dataclasses.replace(config.env, factory=CONTINUOUS_FACTORY))
     load_before = os.getloadavg()
     sides: dict[str, list[SideResult]] = {"ours": [], "ours_continuous": [], "recurrent_ppo": []}
-    for _ in range(rounds):
+    env_config = section_env_config(config.env) if action_type != "other" else None
+    cores = default_num_threads()
+    limits = []
+    for round_index in range(rounds):
+        if env_config is not None:
+            limits.append(physics_limit(env_config, config.env.num_envs, PHYSICS_LIMIT_STEPS, config.seed + round_index,
+                                        cores))
         sides["ours"].append(run_ours(config, updates))
         if action_type == "discrete":
             sides["ours_continuous"].append(run_ours(continuous, updates))
@@ -401,13 +421,23 @@ def measure(config: TrainConfig, updates: int, rounds: int, with_peer: bool, lay
         return results[side][key] / results["recurrent_ppo"][key]
 
     batch = config.runner.rollout_steps * config.env.num_envs
+    whole_loop = results["ours"]["whole_loop_samples_per_s"]
+    limit = float(np.mean(limits)) if limits else None
+    control_dt = env_config.task.physics_timestep * env_config.task.substeps if env_config is not None else None
     return {
+        "whole_loop_samples_per_s": whole_loop,
+        "physics_limit_samples_per_s": limit,
+        "physics_limit_fraction": whole_loop / limit if limit else None,
+        "sim_seconds_per_wall_second_per_core": whole_loop * control_dt / cores if control_dt else None,
+        "resident_mb_per_env": (resident_bytes_per_env(env_config, config.env.num_envs, config.seed) / 2**20
+                                if env_config is not None else None),
         **results,
         "ratio_whole_loop": ratio("ours", "whole_loop_samples_per_s"),
         "ratio_rollout": ratio("ours", "rollout_samples_per_s"),
         "ratio_update": ratio("ours", "update_samples_per_s"),
         "ratio_whole_loop_continuous": ratio("ours_continuous", "whole_loop_samples_per_s"),
-        "target_ratio_whole_loop": 2.0,
+        "target_ratio_whole_loop": 4.0,
+        "target_physics_limit_fraction": 0.5,
         "config": {
             "num_envs": config.env.num_envs, "num_workers": config.env.num_workers,
             "rollout_steps": config.runner.rollout_steps, "batch_samples": batch,
@@ -430,7 +460,7 @@ def measure(config: TrainConfig, updates: int, rounds: int, with_peer: bool, lay
 def main(argv: list[str]) -> int:
     """Print the training benchmark (ours vs RecurrentPPO) as one JSON object."""
     parser = argparse.ArgumentParser(prog="inhand bench train", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"train YAML (default {DEFAULT_CONFIG})")
+    parser.add_argument("--config", default=None, help=f"train YAML (default {DEFAULT_CONFIG})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set env.num_envs=8 (repeatable)")
     parser.add_argument("--updates", type=int, default=3, help="timed updates per side and round (after 1 warm-up)")
@@ -442,7 +472,7 @@ def main(argv: list[str]) -> int:
     try:
         if args.updates < 1 or args.rounds < 1:
             raise ConfigError(f"--updates ({args.updates}) and --rounds ({args.rounds}) must be >= 1")
-        config = load_train_config(args.config, parse_overrides(args.overrides))
+        config = load_train_config(args.config or default_config(), parse_overrides(args.overrides))
         result = measure(config, args.updates, args.rounds, not args.no_peer, args.peer_layout)
     except (ConfigError, PeerMissing) as error:
         print(f"inhand bench train: {error}", file=sys.stderr)

@@ -12,13 +12,14 @@ from typing import Any
 import torch
 
 from sim.atomic import atomic_write
+from sim.errors import InhandError
 
 FORMAT = "inhand-policy"
 VERSION = 1
 KINDS = ("training", "inference")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InhandError, ValueError):
     """A checkpoint that cannot be used: missing, truncated, corrupt, of another format, or incompatible."""
 
 

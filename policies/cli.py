@@ -10,9 +10,28 @@ from pathlib import Path
 
 
 from policies.checkpoint import CheckpointError
+from policies.config import EnvSection
 from sim.config_loading import ConfigError, parse_overrides
+from sim.errors import InhandError
+from sim.output_paths import check_output_dir, check_output_file
+from sim.paths import data_path
 
-DEFAULT_CONFIG = "config/train.yaml"
+FORCE_HELP = "write even over an existing file of another kind or inside a bag or input folder (never over an input)"
+DEFAULT_CONFIG = "config/train.yaml"  # under the package's share folder (sim.paths.data_path), not the current one
+
+
+def default_config() -> Path:
+    """The installed train YAML, whatever the current folder."""
+    return data_path(DEFAULT_CONFIG)
+
+
+def check_device(device: str) -> None:
+    """A ConfigError unless torch can use `device` here (torch's own error is an assert deep in its CUDA code)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"key 'runner.device': 'cuda', but torch {torch.__version__} sees no CUDA device here; "
+                          f"use runner.device=cpu")
 
 
 def train(argv: list[str]) -> int:
@@ -31,6 +50,7 @@ def train(argv: list[str]) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set runner.total_updates=100 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies import checkpoint
     from policies.config import load_train_config
@@ -47,11 +67,13 @@ def train(argv: list[str]) -> int:
             if run_dir is None:
                 run_dir = Path(config.runner.runs_dir) / time.strftime(f"{path.stem.split('.')[0]}-%Y%m%d-%H%M%S")
         else:
-            config = load_train_config(args.config or DEFAULT_CONFIG, overrides)
+            config = load_train_config(args.config or default_config(), overrides)
             run_dir = Path(args.run_dir or Path(config.runner.runs_dir) / time.strftime("train-%Y%m%d-%H%M%S"))
+            check_output_dir(run_dir, [args.config, args.init], args.force, "--run-dir")
             if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                                   f"or choose another --run-dir")
+        check_device(config.runner.device)
         init_from = None
         if args.init:
             if args.resume:
@@ -69,7 +91,7 @@ def train(argv: list[str]) -> int:
             summary = runner.train()
         finally:
             backend.close()
-    except (ConfigError, CheckpointError) as error:
+    except InhandError as error:
         print(f"inhand train: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
@@ -82,34 +104,53 @@ def eval(argv: list[str]) -> int:
     parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--goal-mode", choices=("z", "xyz"), help="override the goal mode the policy trained with")
+    parser.add_argument("--config", metavar="ENV_YAML",
+                        help="env YAML to evaluate in, always at its fixed ranges (default: config/env.yaml, "
+                             "Dactyl's full randomization, whatever the policy trained with)")
     parser.add_argument("--video", metavar="OUT.mp4", help="record env 0's first episode")
     parser.add_argument("--num-envs", type=int, default=8, help="envs stepped together (at most --episodes)")
     parser.add_argument("--seed", type=int, default=12345, help="env seed (keep it apart from training seeds)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies.evaluate import evaluate
     from policies.inference import InferencePolicy
+    from policies.sim_env import make_vec_env
     from policies.vec_env import make_env
 
     try:
         if args.episodes < 1 or args.num_envs < 1:
             raise ConfigError(f"--episodes ({args.episodes}) and --num-envs ({args.num_envs}) must be >= 1")
+        if args.video:
+            check_output_file(args.video, "MP4 video", [args.checkpoint], args.force, "--video")
         policy = InferencePolicy.load(args.checkpoint)
         section = policy.config.env
+        sim_factory = section.factory == EnvSection().factory
+        if sim_factory:
+            section = dataclasses.replace(section, config=args.config)
+        elif args.config:
+            raise ConfigError(f"--config: the policy trained on env.factory {section.factory!r}, which takes no "
+                              "inhand env YAML")
         if args.goal_mode:
             section = dataclasses.replace(section, goal_mode=args.goal_mode)
-        if args.video:  # worker processes do not render: a run trained with env.num_workers steps in-process here
-            section = dataclasses.replace(section, num_workers=0)
-        env = make_env(section, min(args.num_envs, args.episodes), args.seed)
+        # in-process envs on physics threads: they render (for --video) and take any --num-envs, whatever worker
+        # processes the policy trained with
+        section = dataclasses.replace(section, num_workers=0)
+        num_envs = min(args.num_envs, args.episodes)
+        if sim_factory:
+            env = make_vec_env(section, num_envs, args.seed, fixed_ranges=True)
+        else:
+            env = make_env(section, num_envs, args.seed)
         try:
             summary = evaluate(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
                                video=args.video)
         finally:
             env.close()
-    except (ConfigError, CheckpointError) as error:
+    except InhandError as error:
         print(f"inhand eval: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode, **summary}))
+    print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode,
+                      "env_config": section.config or "config/env.yaml" if sim_factory else None, **summary}))
     return 0
 
 
@@ -118,15 +159,18 @@ def export(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="inhand export", description=export.__doc__)
     parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
     parser.add_argument("--out-dir", required=True, help="folder for policy.pt and policy.onnx")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
     from policies.inference import InferencePolicy, export_inference, export_onnx
 
+    out_dir = check_output_dir(args.out_dir, [args.checkpoint], args.force, "--out-dir")
+    check_output_file(out_dir / "policy.pt", "torch checkpoint", [args.checkpoint], args.force, "--out-dir")
+    check_output_file(out_dir / "policy.onnx", "ONNX model", [args.checkpoint], args.force, "--out-dir")
     try:
         policy = InferencePolicy.load(args.checkpoint)
     except CheckpointError as error:
         print(f"inhand export: {error}", file=sys.stderr)
         return 2
-    out_dir = Path(args.out_dir)
     paths = [export_inference(policy, out_dir / "policy.pt"), export_onnx(policy, out_dir / "policy.onnx")]
     print(json.dumps({str(path): path.stat().st_size for path in paths}))
     return 0

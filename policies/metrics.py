@@ -20,10 +20,44 @@ CURVES = (
     ("approx_kl", "approx KL", "env_steps"),
     ("samples_per_s", "samples / s", "env_steps"),
     ("recent_length_mean", "episode length (recent, steps)", "env_steps"),
+    # ADR runs only: a line per boundary (0 = nominal, 1 = its hard limit), and the summed log widths
+    ("adr/*", "ADR boundaries: fraction of the way to the limit", "env_steps"),
+    ("adr_entropy", "ADR entropy (nats per parameter)", "env_steps"),
 )
 X_AXES = {"env_steps": ("env steps", 1.0), "train_seconds": ("training hours", 1.0 / 3600.0)}
 # keys of a metrics row that are not TensorBoard scalars
 NOT_SCALARS = ("update", "env_steps")
+INTEGER_KEYS = ("update", "env_steps", "episodes", "episodes_finished")
+
+
+def pack_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics rows as one float64 table (rows, keys), NaN where a row lacks a value: a checkpoint stays small."""
+    import torch
+
+    keys = sorted({key for row in rows for key, value in row.items() if _is_number(value) or value is None})
+    table = torch.full((len(rows), len(keys)), math.nan, dtype=torch.float64)
+    for index, row in enumerate(rows):
+        for column, key in enumerate(keys):
+            value = row.get(key)
+            if _is_number(value):
+                table[index, column] = float(value)
+    return {"keys": keys, "table": table}
+
+
+def unpack_rows(packed: dict[str, Any]) -> list[dict[str, Any]]:
+    """pack_rows inverted: NaN cells become None; update, env_steps and episodes come back as ints."""
+    rows = []
+    for values in packed["table"].tolist():
+        row = {key: (None if math.isnan(value) else value) for key, value in zip(packed["keys"], values)}
+        for key in INTEGER_KEYS:
+            if row.get(key) is not None:
+                row[key] = int(row[key])
+        rows.append(row)
+    return rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def clean(value: Any) -> Any:
@@ -76,11 +110,14 @@ class MetricsLog:
         figure = Figure(figsize=(4 * columns, 3 * math.ceil(len(CURVES) / columns)))
         FigureCanvasAgg(figure)
         axes = figure.subplots(math.ceil(len(CURVES) / columns), columns, squeeze=False)
-        for axis, (key, title, x_key) in zip(axes.flat, CURVES):
+        for axis, (pattern, title, x_key) in zip(axes.flat, CURVES):
             label, scale = X_AXES[x_key]
-            points = [(row[x_key] * scale, row[key]) for row in self.rows if row.get(key) is not None]
-            if points:
-                axis.plot(*zip(*points), linewidth=1.2)
+            keys = ([pattern] if not pattern.endswith("*") else
+                    sorted({key for row in self.rows for key in row if key.startswith(pattern[:-1])}))
+            for key in keys:
+                points = [(row[x_key] * scale, row[key]) for row in self.rows if row.get(key) is not None]
+                if points:
+                    axis.plot(*zip(*points), linewidth=1.2 if len(keys) == 1 else 0.8)
             axis.set_title(title, fontsize=9)
             axis.set_xlabel(label, fontsize=8)
             axis.tick_params(labelsize=7)

@@ -8,15 +8,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import ray
 import torch
 
 from policies.config import TrainConfig, config_from_mapping
 from policies.models import EnvSpec
 from policies.ppo import PPO, build_ppo
+from policies.ray_address import probe_address
 from policies.rollout import Episodes, RolloutWorker, join_episodes
 from policies.storage import RolloutStorage
 from policies.vec_env import make_env
+from sim.adr import AdrTable
 from sim.config_loading import ConfigError, to_mapping
 
 
@@ -39,6 +42,14 @@ class RolloutActor:
     def env_spec(self) -> dict[str, Any]:
         """The VecEnv's spec as plain data."""
         return self.spec.to_mapping()
+
+    def adr_table(self) -> AdrTable | None:
+        """The boundaries automatic domain randomization moves in this actor's envs (None: fixed ranges)."""
+        return getattr(self.env, "adr_table", None)
+
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """ADR boundary values for the episodes this actor's envs start from now on."""
+        self.env.set_adr_values(values)
 
     def restart(self, seed: int) -> None:
         """Reset the envs with `seed`, zero LSTM states."""
@@ -67,8 +78,10 @@ class RayBackend:
         self.config = config
         self.started_ray = False
         if not ray.is_initialized():
+            source = "--address" if address else "ray.address"
             address = address or config.ray.address
             if address:
+                probe_address(address, source)  # ray.init retries an unreachable address for minutes
                 ray.init(address=address)
             else:
                 ray.init(num_cpus=config.ray.local_num_cpus, include_dashboard=False)
@@ -81,8 +94,13 @@ class RayBackend:
         if any(spec != specs[0] for spec in specs):
             raise ValueError(f"rollout actors report different env specs: {specs}")
         self.spec = EnvSpec(**specs[0])
+        self.adr_table = ray.get(self.workers[0].adr_table.remote())
         self.num_streams = workers
         self.ppo: PPO | None = None
+
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """Send every actor the ADR boundary values."""
+        ray.get([worker.set_adr_values.remote(values) for worker in self.workers])
 
     def attach(self, ppo: PPO) -> None:
         """Publish this learner's weights to the workers at every collect."""

@@ -5,19 +5,15 @@ import numpy as np
 import torch
 
 from policies.ppo import PPO
-from policies.vec_env import EPISODE_KEYS, VecEnv, check_step
+from policies.vec_env import EPISODE_KEYS, OPTIONAL_EPISODE_KEYS, VecEnv, check_step
 
 Episodes = dict[str, np.ndarray]
 
 
-def empty_episodes() -> Episodes:
-    """No finished episodes."""
-    return {key: np.zeros(0) for key in EPISODE_KEYS}
-
-
 def join_episodes(parts: list[Episodes]) -> Episodes:
-    """Concatenate the finished-episode records of several rollouts or workers."""
-    return {key: np.concatenate([part[key] for part in parts]) if parts else np.zeros(0) for key in EPISODE_KEYS}
+    """Concatenate the finished-episode records of several rollouts or workers (optional keys where all have them)."""
+    keys = [*EPISODE_KEYS, *(key for key in OPTIONAL_EPISODE_KEYS if parts and all(key in part for part in parts))]
+    return {key: np.concatenate([part[key] for part in parts]) if parts else np.zeros(0) for key in keys}
 
 
 class RolloutWorker:
@@ -53,8 +49,9 @@ class RolloutWorker:
             self.ppo.process_step(self._tensor(rewards), self._tensor(terminated, torch.bool),
                                   self._tensor(truncated, torch.bool), self._tensor(info["final_critic"]))
             done = np.asarray(info["episode_done"], dtype=bool)
-            if done.any():
-                episodes.append({key: np.asarray(info[key])[done].astype(np.float64) for key in EPISODE_KEYS})
+            keys = [*EPISODE_KEYS, *(key for key in OPTIONAL_EPISODE_KEYS if key in info)]
+            # every step adds its (maybe empty) records, so the optional keys survive a rollout where none ended
+            episodes.append({key: np.asarray(info[key])[done].astype(np.float64) for key in keys})
         self.observations = observations
         self.ppo.compute_returns(self._tensor(observations["critic"]))
         return join_episodes(episodes)

@@ -21,12 +21,13 @@ import yaml
 from policies import checkpoint
 from policies.checkpoint import CheckpointError
 from policies.config import TrainConfig, incompatible_keys, config_from_mapping
-from policies.metrics import MetricsLog
+from policies.metrics import MetricsLog, pack_rows, unpack_rows
 from policies.models import EnvSpec
 from policies.ppo import PPO, build_ppo
 from policies.rollout import Episodes, RolloutWorker
 from policies.storage import RolloutStorage
 from policies.vec_env import EPISODE_KEYS, make_env
+from sim.adr import AdrState, AdrTable
 from sim.atomic import atomic_write
 from sim.cores import default_num_threads
 from sim.config_loading import to_mapping
@@ -41,6 +42,10 @@ class Backend(Protocol):
 
     spec: EnvSpec
     num_streams: int  # env seeds drawn per restart
+    adr_table: AdrTable | None  # the boundaries automatic domain randomization moves; None: fixed ranges
+
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """ADR boundary values for the episodes the envs start from now on."""
 
     def attach(self, ppo: PPO) -> None:
         """Roll out with this learner's parameters from now on."""
@@ -62,8 +67,13 @@ class LocalBackend:
         self.config = config
         self.env = make_env(config.env, config.env.num_envs, seed=config.seed)
         self.spec = EnvSpec.from_env(self.env)
+        self.adr_table = getattr(self.env, "adr_table", None)
         self.num_streams = 1
         self.worker: RolloutWorker | None = None
+
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """Hand the VecEnv the ADR boundary values."""
+        self.env.set_adr_values(values)
 
     def attach(self, ppo: PPO) -> None:
         """Roll out with `ppo`'s own networks."""
@@ -166,6 +176,7 @@ class Runner:
         self.train_seconds = 0.0
         self.seed_stream = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
         self.recent: deque[dict[str, float]] = deque(maxlen=config.runner.stats_window)
+        self.adr = AdrState(backend.adr_table) if backend.adr_table is not None else None
         if resume_from is not None and init_from is not None:
             raise CheckpointError("a run either resumes its own checkpoint or starts from another's weights, not both")
         if resume_from is not None:
@@ -176,7 +187,7 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_text = yaml.safe_dump(to_mapping(config), sort_keys=False)
         atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
-        history = [] if resume_from is None else list(resume_from.get("metrics", []))
+        history = unpack_rows(resume_from["metrics"]) if resume_from is not None and "metrics" in resume_from else []
         self.metrics = MetricsLog(self.run_dir, history)
         self.stop_requested = False
         self.last_plot = -float("inf")
@@ -218,6 +229,8 @@ class Runner:
     def _update(self) -> dict[str, Any]:
         start = time.perf_counter()
         torch.set_num_threads(1)
+        if self.adr is not None:
+            self.backend.set_adr_values(self.adr.values)
         storage, episodes = self.backend.collect()
         rollout_seconds = time.perf_counter() - start
         torch.set_num_threads(self.update_threads)
@@ -227,13 +240,16 @@ class Runner:
         finished = len(episodes["episode_return"])
         for index in range(finished):
             self.recent.append({key: float(episodes[key][index]) for key in EPISODE_KEYS})
+        if self.adr is not None:
+            for boundary, successes in zip(episodes["adr_boundary"], episodes["consecutive_successes"]):
+                self.adr.record(int(boundary), float(successes))
         self.counters["update"] += 1
         self.counters["env_steps"] += self.samples_per_update
         self.counters["episodes"] += finished
         row = {**self.counters, "train_seconds": self.train_seconds, "samples_per_s": self.samples_per_update / seconds,
                "rollout_fraction": rollout_seconds / seconds, "episodes_finished": finished,
                "successes_mean": float(np.mean(episodes["consecutive_successes"])) if finished else None,
-               **self._recent_stats(), **stats}
+               **self._recent_stats(), **stats, **(self.adr.metrics() if self.adr is not None else {})}
         self.metrics.write(row)
         return row
 
@@ -256,7 +272,8 @@ class Runner:
         return {"config": to_mapping(self.config), "spec": self.backend.spec.to_mapping(),
                 "actor": self.ppo.actor.state_dict(), "critic": self.ppo.critic.state_dict(),
                 "optimizer": self.ppo.optimizer.state_dict(), "counters": dict(self.counters),
-                "train_seconds": self.train_seconds, "recent_episodes": recent, "metrics": list(self.metrics.rows),
+                "adr": self.adr.to_mapping() if self.adr is not None else None,
+                "train_seconds": self.train_seconds, "recent_episodes": recent, "metrics": pack_rows(self.metrics.rows),
                 "rng": {"torch": torch.get_rng_state(), "minibatch": self.ppo.rng.bit_generator.state,
                         "env_seeds": self.seed_stream.bit_generator.state}}
 
@@ -282,6 +299,13 @@ class Runner:
         recent = content["recent_episodes"]
         for index in range(len(recent["episode_return"])):
             self.recent.append({key: float(recent[key][index]) for key in EPISODE_KEYS})
+        saved_adr = content.get("adr")
+        if (saved_adr is None) != (self.adr is None):
+            raise CheckpointError("the checkpoint was trained with randomization.mode "
+                                  f"{'fixed' if saved_adr is None else 'adr'}, this env config uses "
+                                  f"{'fixed' if self.adr is None else 'adr'}; start a new run with --init instead")
+        if self.adr is not None:
+            self.adr.restore(saved_adr, "checkpoint")
         torch.set_rng_state(content["rng"]["torch"])
         self.ppo.rng.bit_generator.state = content["rng"]["minibatch"]
         self.seed_stream.bit_generator.state = content["rng"]["env_seeds"]

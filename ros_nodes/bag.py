@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -22,12 +23,14 @@ from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterEr
 from rosbags.typesys import Stores, get_typestore
 
 from ros_nodes.msgs import REGISTRY, CdrError, deserialize, serialize
+from sim.errors import InhandError
+from sim.output_paths import free_sibling, is_mcap_file
 
 BAG_VERSION = 8  # the newest version both Humble and Jazzy read
 TYPESTORE = Stores.ROS2_HUMBLE
 
 
-class BagError(RuntimeError):
+class BagError(InhandError, RuntimeError):
     """A bag that cannot be written or read as asked, with what to do about it."""
 
 
@@ -125,11 +128,13 @@ def _opens(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class RepairReport:
-    """What repair_bag did: whether it rewrote the bag, how many messages were kept, and bytes dropped."""
+    """What repair_bag did: whether it rebuilt the bag, messages kept, bytes dropped, where the original went."""
 
     repaired: bool
     message_count: int
     dropped_bytes: int
+    original: Path | None = None  # the untouched original bag folder, beside the repaired one
+    note: str = ""
 
 
 def _complete_records(mcap_path: Path) -> tuple[list[Schema | Channel | Message], int]:
@@ -143,7 +148,7 @@ def _complete_records(mcap_path: Path) -> tuple[list[Schema | Channel | Message]
                 if isinstance(record, (Schema, Channel, Message)):
                     records.append(record)
             return records, 0
-        except McapError:
+        except (McapError, struct.error, EOFError):  # mcap raises struct.error when a record's header is cut short
             return records, size - _last_good_offset(mcap_path)
 
 
@@ -159,17 +164,29 @@ def _last_good_offset(mcap_path: Path) -> int:
     return min(offset, len(data))
 
 
-def repair_bag(path: str | Path) -> RepairReport:
-    """Rebuild the MCAP summary and metadata.yaml of a bag whose writer did not close it; keep every complete
-    message. A bag that opens already is left alone. The original file is replaced only once the rebuilt one
-    is complete."""
-    path = Path(path)
+def check_bag_folder(path: Path) -> None:
+    """Raise a BagError naming what to give instead when `path` is not a bag folder at all."""
+    if path.is_file():
+        hint = f"; give its folder {path.parent}" if path.suffix == ".mcap" or path.name == "metadata.yaml" else ""
+        raise BagError(f"bag {path} is a file: a bag is a folder with metadata.yaml and a .mcap file{hint}")
     if not path.is_dir():
         raise BagError(f"bag {path} does not exist (a bag is a folder with metadata.yaml and a .mcap file)")
+
+
+def repair_bag(path: str | Path) -> RepairReport:
+    """Rebuild the MCAP summary and metadata.yaml of a bag whose writer did not close it; keep every complete
+    message. A bag that opens already is left alone. Nothing is destroyed: the rebuilt bag takes the bag's path
+    and the original folder, untouched, moves beside it to BAG.orig (BAG.orig.2, ...); a file that is not MCAP
+    at all is refused."""
+    path = Path(path)
+    check_bag_folder(path)
     if (path / "metadata.yaml").exists() and _opens(path):
         with Reader(path) as reader:
-            return RepairReport(False, reader.message_count, 0)
+            return RepairReport(False, reader.message_count, 0, note="the bag opens as it is; nothing to repair")
     mcap_path = _mcap_file(path)
+    if not is_mcap_file(mcap_path):
+        raise BagError(f"cannot repair {path}: {mcap_path.name} is not an MCAP file (it does not start with the "
+                       f"MCAP magic); nothing was changed")
     records, dropped = _complete_records(mcap_path)
     schemas = {r.id: r for r in records if isinstance(r, Schema)}
     channels = {r.id: r for r in records if isinstance(r, Channel)}
@@ -188,18 +205,19 @@ def repair_bag(path: str | Path) -> RepairReport:
                 channel = channels[record.channel_id]
                 ros_type = schemas[channel.schema_id].name
                 if ros_type not in typestore.types:
-                    raise BagError(f"cannot repair {path}: topic {channel.topic} has type {ros_type} unknown to rosbags")
+                    raise BagError(f"cannot repair {path}: topic {channel.topic} has type {ros_type} unknown to "
+                                   f"rosbags; nothing was changed")
                 connections[record.channel_id] = writer.add_connection(channel.topic, ros_type, typestore=typestore)
             writer.write(connections[record.channel_id], record.log_time, record.data)
             count += 1
         writer.close()
-        os.replace(rebuilt / f"{path.name}.mcap", path / f"{path.name}.mcap")
-        if mcap_path.name != f"{path.name}.mcap":
-            mcap_path.unlink()
-        os.replace(rebuilt / "metadata.yaml", path / "metadata.yaml")
+        # two renames in one folder: killed between them, both the original and the rebuilt bag are on disk
+        original = free_sibling(path, ".orig")
+        os.rename(path, original)
+        os.rename(rebuilt, path)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return RepairReport(True, count, dropped)
+    return RepairReport(True, count, dropped, original, f"the original bag is kept in {original}")
 
 
 class BagReader:
@@ -207,8 +225,7 @@ class BagReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_dir():
-            raise BagError(f"bag {self.path} does not exist (a bag is a folder with metadata.yaml and a .mcap file)")
+        check_bag_folder(self.path)
         if not (self.path / "metadata.yaml").exists():
             raise BagError(
                 f"bag {self.path} has no metadata.yaml: its writer did not close it (killed?). "

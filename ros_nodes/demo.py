@@ -27,6 +27,7 @@ from ros_nodes.bag import BagReader
 from ros_nodes.hand_driver import quaternion_array
 from ros_nodes.launch import LaunchRunner, load_launch, share_directory
 from sim import rotations
+from sim.output_paths import check_output_dir, check_output_file
 
 LAUNCH_FILE = "launch/sim.launch.yaml"
 POLICY_CHECKPOINT = "assets/checkpoints/policy_z.pt"
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episode", action="store_true",
                         help="instead: one scripted episode of the env as MP4 + PNG (see `inhand demo --episode -h`)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for demo.mp4, demo.png, bags, logs")
+    parser.add_argument("--force", action="store_true",
+                        help="write even over files of another kind or inside a bag or input folder")
     parser.add_argument("--trials", type=int, default=2, help="trials to run (default 2)")
     parser.add_argument("--max-successes", type=int, default=10,
                         help="a trial ends after this many consecutive successes (default 10; Dactyl: 50)")
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return episode_main(argv)
     args = build_parser().parse_args(argv)
-    if args.trials < 1 or args.max_successes < 1 or args.trial_timeout <= 0 or args.max_seconds <= 0:
+    if args.trials < 1 or args.max_successes < 1 or not (args.trial_timeout > 0 and args.max_seconds > 0):  # NaN too
         print("inhand demo: --trials and --max-successes must be >= 1, --trial-timeout and --max-seconds > 0",
               file=sys.stderr)
         return 2
@@ -219,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
               "--policy-checkpoint / --pose-checkpoint, or run `inhand demo --episode` (no checkpoints).",
               file=sys.stderr)
         return 2
+    check_output_dir(args.out, [policy, pose], args.force, "--out")
+    check_output_file(args.out / "demo.mp4", "MP4 video", [policy, pose], args.force, "--out")
+    check_output_file(args.out / "demo.png", "PNG image", [policy, pose], args.force, "--out")
     args.out.mkdir(parents=True, exist_ok=True)
     run = run_system(args, policy.resolve(), pose.resolve())
     if run["exit_code"] != 0 or not (run["bag"] / "metadata.yaml").is_file():

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,10 @@ from ros_nodes.node_main import PARENT_PID_ENV, params_file_values
 from ros_nodes.transport import rclpy_available
 from ros_nodes.transport.names import normalize_namespace
 from ros_nodes.transport.ros_env import ros_environment
+from sim import paths
 from sim.config_loading import ConfigError, read_yaml
+from sim.errors import InhandError
+from sim.output_paths import check_output_dir
 
 PACKAGE = "inhand"
 # exec name (console script of setup.py) -> module with main(argv)
@@ -60,19 +64,17 @@ NODE_KEYS = ("pkg", "exec", "name", "namespace", "param", "remap", "output", "on
 OUTPUTS = ("screen", "log", "both")
 ON_EXIT = ("shutdown",)
 TRANSPORTS = ("rclpy", "dds")
+TAIL_LINES = 10  # lines of a failed node's log shown on the console
 _SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
 
 
-class LaunchError(ValueError):
+class LaunchError(InhandError, ValueError):
     """A launch file outside the supported subset, or one that cannot run as written."""
 
 
 def share_directory() -> Path:
     """$(find-pkg-share inhand): the source tree when running from it, else <prefix>/share/inhand."""
-    source = Path(__file__).resolve().parent.parent
-    if (source / "launch").is_dir() and (source / "config").is_dir():
-        return source
-    return Path(sys.prefix) / "share" / PACKAGE
+    return paths.share_directory()
 
 
 @dataclass
@@ -197,7 +199,7 @@ class _Loader:
         if path in self.files:
             raise LaunchError(f"{path}: included from itself (include cycle {' -> '.join(map(str, self.files))})")
         try:
-            content = read_yaml(path, "launch file")
+            content = read_yaml(path, "launch file", mapping=True)
         except ConfigError as error:
             raise LaunchError(str(error)) from None
         if not isinstance(content, dict) or set(content) != {"launch"}:
@@ -358,6 +360,8 @@ class _Child:
     process: subprocess.Popen[bytes]
     log: TextIO | None
     pump: threading.Thread | None = None
+    # the last lines it printed: a node that fails at start-up says why there, and the console must show it
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
 
 def _pump(child: _Child, echo: bool, lock: threading.Lock) -> None:
@@ -365,6 +369,7 @@ def _pump(child: _Child, echo: bool, lock: threading.Lock) -> None:
     assert child.process.stdout is not None
     for raw in iter(child.process.stdout.readline, b""):
         line = raw.decode(errors="replace").rstrip("\n")
+        child.tail.append(line)
         if child.log is not None:
             child.log.write(line + "\n")
             child.log.flush()
@@ -435,6 +440,16 @@ class LaunchRunner:
             self.report(f"started {action.namespace.rstrip('/')}/{action.name} (pid {process.pid}) on {transport}: "
                         f"{action.module}")
 
+    def report_tail(self, child: _Child) -> None:
+        """The last lines of a failed node whose output went only to its log file."""
+        if child.pump is not None:
+            child.pump.join(timeout=2.0)  # the process has exited: its pipe ends soon
+        log = self.log_dir / f"{child.action.name}.log"
+        self.report(f"last lines of {child.action.name} (all of it in {log}):")
+        with self._lock:
+            for line in child.tail or ["(no output)"]:
+                print(f"[{child.action.name}] {line}", flush=True)
+
     def request_stop(self) -> None:
         """Ask run() to shut everything down (signal handlers call this)."""
         self._stop.set()
@@ -447,14 +462,17 @@ class LaunchRunner:
                 if code is None or child.process.pid in self._reported:
                     continue
                 self._reported.add(child.process.pid)
-                if child.action.on_exit == "shutdown":
-                    self.report(f"process {child.action.name} (pid {child.process.pid}) exited with code {code}; "
-                                "stopping the others (on_exit: shutdown)")
+                shutdown = child.action.on_exit == "shutdown"
+                consequence = "stopping the others (on_exit: shutdown)" if shutdown else \
+                    "the others keep running (no on_exit: shutdown)"
+                self.report(f"process {child.action.name} (pid {child.process.pid}) exited with code {code}; "
+                            f"{consequence}")
+                if code != 0 and child.action.output == "log":
+                    self.report_tail(child)
+                if shutdown:
                     self._trigger = child
                     self._stop.set()
                     break
-                self.report(f"process {child.action.name} (pid {child.process.pid}) exited with code {code}; "
-                            "the others keep running (no on_exit: shutdown)")
             if all(child.process.poll() is not None for child in self.children):
                 break
             self._stop.wait(0.05)
@@ -527,9 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transport-of", action="append", default=[], metavar="NODE=TRANSPORT",
                         help="one node's transport, e.g. hand_driver=dds (repeatable; mixed systems)")
     args = parser.parse_args(argv)
+    if not (args.sigint_timeout >= 0 and args.sigterm_timeout >= 0):  # NaN too
+        parser.error("--sigint-timeout and --sigterm-timeout are seconds, >= 0")
     path = Path(args.file)
-    if not path.exists() and not path.is_absolute() and (share_directory() / "launch" / path).exists():
-        path = share_directory() / "launch" / path
+    for installed in (share_directory() / "launch" / path, share_directory() / path):  # "sim.launch.yaml", "launch/..."
+        if not path.exists() and not path.is_absolute() and installed.exists():
+            path = installed
     try:
         plan = load_launch(path, _parse_arguments(args.arguments))
     except LaunchError as error:
@@ -541,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     base = args.log_dir or Path(os.environ.get("ROS_LOG_DIR") or Path.home() / ".ros" / "log")
     log_dir = base if args.log_dir else base / time.strftime("inhand_launch_%Y%m%d_%H%M%S")
+    check_output_dir(log_dir, [path], option="--log-dir")
     node_transports = {}
     for item in args.transport_of:
         name, separator, chosen = item.partition("=")

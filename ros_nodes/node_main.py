@@ -21,6 +21,7 @@ import yaml
 from ros_nodes.transport import Node, create_node
 from ros_nodes.transport.names import normalize_namespace, parse_remapping
 from sim.config_loading import ConfigError, flatten_mapping, from_mapping, load_config, read_yaml, to_mapping
+from sim.errors import InhandError
 from sim.paths import data_path
 
 T = TypeVar("T")
@@ -89,7 +90,7 @@ def parse_ros_args(argv: list[str]) -> tuple[RosArgs, list[str]]:
 def params_file_values(path: str | Path, node_name: str, namespace: str) -> dict[str, Any]:
     """The parameters a ROS 2 params file gives node `node_name` in `namespace` (wildcard first, then by name)."""
     path = Path(path)
-    content = read_yaml(path, "params file")
+    content = read_yaml(path, "params file", mapping=True)
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: a params file maps node names to {{ros__parameters: ...}}")
     namespace = normalize_namespace(namespace)
@@ -182,7 +183,7 @@ def run_node(default_name: str, build: Callable[[Node], Any], argv: list[str] | 
             parameters.update(ros.parameters)
             node = create_node(name, namespace, parameters=parameters, remappings=ros.remappings)
             instance = build(node)
-        except (ConfigError, ValueError, KeyError, TypeError, FileNotFoundError) as error:
+        except (InhandError, ValueError, KeyError, TypeError, FileNotFoundError) as error:
             print(f"{name}: {error}", file=sys.stderr)
             return 2
         while not node.is_shutdown and not stop_requested:

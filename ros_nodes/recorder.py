@@ -16,6 +16,7 @@ from ros_nodes.bag import BagWriter
 from ros_nodes.node_main import config_from_parameters, run_node
 from ros_nodes.transport import Node, QosProfile
 from sim.config_loading import ConfigError, bound
+from sim.output_paths import check_output_dir
 from sim.scene import CAMERA_NAMES
 
 DEFAULT_CONFIG = "config/ros_recorder.yaml"
@@ -78,6 +79,7 @@ class Recorder:
         topics = list(GRAPH_TOPICS) + (list(CAMERA_TOPICS) if config.images else [])
         topics += [parse_extra_topic(entry) for entry in config.extra_topics]
         path = Path(config.bag or time.strftime("bags/inhand_%Y%m%d_%H%M%S"))
+        check_output_dir(path, option="parameter bag")  # not inside another bag, not over a file
         path.parent.mkdir(parents=True, exist_ok=True)
         self.writer = BagWriter(path, flush_period_s=config.flush_period_s)
         self.path = path

@@ -26,7 +26,9 @@ from ros_nodes.bag import BagError, BagReader, repair_bag
 from ros_nodes.hand_driver import DriverConfig, quaternion_array
 from ros_nodes.joint_map import JointMap
 from ros_nodes.recorder import BEST_EFFORT_TYPES
-from sim.config_loading import ConfigError, load_config
+from sim.config_loading import load_config
+from sim.errors import InhandError
+from sim.output_paths import check_output_file
 from sim.paths import data_path
 
 
@@ -314,21 +316,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topics", nargs="+", default=None, help="--publish only these topics")
     parser.add_argument("--delay", type=float, default=1.0, help="--publish: seconds for discovery first (default 1)")
     parser.add_argument("--repair", action="store_true",
-                        help="first rebuild a bag whose recorder was killed (keeps every complete message)")
+                        help="first rebuild a bag whose recorder was killed (keeps every complete message); the "
+                             "original folder is kept beside it as BAG.orig")
+    parser.add_argument("--force", action="store_true",
+                        help="write --video/--resim even over an existing file of another kind or inside a bag "
+                             "folder (never over an input)")
     args = parser.parse_args(argv)
     if not (args.video or args.resim or args.publish or args.repair):
         parser.error("choose at least one of --video OUT.mp4, --resim OUT.png, --publish, --repair")
-    if args.repair:
-        try:
-            report = repair_bag(args.bag)
-        except BagError as error:
-            print(f"inhand replay: {error}", file=sys.stderr)
-            return 2
-        print(json.dumps({"bag": str(args.bag), "repaired": report.repaired, "messages": report.message_count,
-                          "dropped_bytes": report.dropped_bytes}), file=sys.stderr)
-    if args.size < 16 or args.fps <= 0 or args.rate <= 0:
-        parser.error("--size must be >= 16, --fps and --rate > 0")
+    if args.size < 16 or not (args.fps > 0 and args.rate > 0 and args.delay >= 0):  # NaN too
+        parser.error("--size must be >= 16, --fps and --rate > 0, --delay >= 0")
     try:
+        inputs = [args.bag, args.driver_config]
+        if args.video:
+            check_output_file(args.video, "MP4 video", inputs, args.force, "--video")
+        if args.resim:
+            check_output_file(args.resim, "PNG image", inputs, args.force, "--resim")
+        if args.repair:
+            report = repair_bag(args.bag)
+            original = None if report.original is None else str(report.original)
+            print(json.dumps({"bag": str(args.bag), "repaired": report.repaired, "messages": report.message_count,
+                              "dropped_bytes": report.dropped_bytes, "original": original, "note": report.note}),
+                  file=sys.stderr)
         if args.video or args.resim:
             from sim.scene import CAMERA_NAMES, index_scene, load_model
 
@@ -350,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.publish:
             sent = publish(args.bag, args.rate, args.topics, args.delay)
             print(f"published {sent} messages from {args.bag}", file=sys.stderr)
-    except (BagError, ConfigError) as error:
+    except InhandError as error:
         print(f"inhand replay: {error}", file=sys.stderr)
         return 2
     return 0

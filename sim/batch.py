@@ -9,14 +9,15 @@ from __future__ import annotations
 import copy
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from sim import perturbations, rotations, task
-from sim.config import EnvConfig
+from sim.adr import NO_BOUNDARY, adr_table, choose_boundary, episode_randomization
+from sim.config import EnvConfig, Randomization
 from sim.cores import check_num_threads
 from sim.perturbations import EpisodeEffects
 from sim.randomization import capture_nominal, randomize_physics
@@ -111,10 +112,16 @@ class ReorientBatch:
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, dtype=np.int64)
         self.frozen_markers = np.zeros((n, 5), dtype=np.int64)
-        self.reported_fingertips = np.zeros((n, 5, 3))
+        self.reported_fingertips = np.zeros((n, 5, 3))  # this step's readings, with noise (and frozen markers)
+        self.reported_position = np.zeros((n, 3))
+        self.reported_quaternion = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
         self.physics_steps = 0
         self.rng = np.random.default_rng(seed)
         self.effects = EpisodeEffects.draw(self.rng, n, a, config.randomization)
+        # automatic domain randomization: the learner sets the boundary values, each episode draws inside them
+        self.adr_table = adr_table(config)
+        self.adr_values = self.adr_table.nominal_values() if self.adr_table is not None else np.zeros(0)
+        self.adr_boundary = np.full(n, NO_BOUNDARY, dtype=np.int64)  # the boundary each env's episode evaluates
 
     # ------------------------------------------------------------------ reset
 
@@ -125,13 +132,42 @@ class ReorientBatch:
         self.reset_envs(np.arange(self.num_envs))
         return self.observe()
 
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """The ADR boundary values (K,) that episodes starting from now draw within."""
+        values = np.asarray(values, dtype=float)
+        if self.adr_table is None:
+            raise ValueError("ADR values given, but randomization.mode is fixed: the ranges are the configured ones")
+        if values.shape != self.adr_values.shape:
+            raise ValueError(f"ADR values of shape {values.shape}: this env config has {len(self.adr_values)} boundaries")
+        self.adr_values = values.copy()
+
     def reset_envs(self, rows: np.ndarray) -> None:
         """New randomized physics, cube pose and goal for the envs in `rows`."""
         task_config = self.config.task
-        randomization = self.config.randomization
+        rows = [int(row) for row in rows]
+        randomizations = {row: self._episode_randomization(row) for row in rows}
+        pending = rows
+        # draws happen here in row order; only the settling physics runs on the threads, so the thread count
+        # cannot change an episode
+        for _ in range(task_config.max_reset_attempts):
+            for row in pending:
+                self._place_cube(row, randomizations[row])
+            self._run_rows(self._settle_rows, pending)
+            self.physics_steps += task_config.settle_steps * task_config.substeps * len(pending)
+            pending = [row for row in pending if not self._landed(row)]
+            if not pending:
+                break
+        else:
+            raise RuntimeError(
+                f"envs {pending}: the cube fell off the palm in all {task_config.max_reset_attempts} reset attempts; "
+                "check task.settle_steps, drop_height_m and the physics randomization ranges"
+            )
         for row in rows:
-            self._reset_one(int(row))
-        self.effects.assign(rows, EpisodeEffects.draw(self.rng, len(rows), self.n_actuators, randomization))
+            model, data = self.models[row], self.datas[row]
+            self.cube_masses[row] = model.body_mass[self.index.cube_body]
+            self.targets[row] = self.previous_targets[row] = self.applied[row] = data.ctrl
+            self.warning_counts[row] = data.warning.number
+            self.effects.assign(np.array([row]), EpisodeEffects.draw(self.rng, 1, self.n_actuators, randomizations[row]))
         cube_quaternion = self.qpos[rows, self.index.cube_qpos + 3 : self.index.cube_qpos + 7]
         self.goal[rows] = task.sample_goals(
             self.rng, cube_quaternion, task_config.goal_mode, task_config.success_threshold_rad
@@ -147,36 +183,42 @@ class ReorientBatch:
         self.frozen_markers[rows] = 0
         self.reported_fingertips[rows] = self.fingertips[rows]
 
-    def _reset_one(self, row: int) -> None:
+    def _episode_randomization(self, row: int) -> Randomization:
+        """The configured ranges, or under ADR a draw within the current boundaries (one of them maybe pinned)."""
+        if self.adr_table is None:
+            return self.config.randomization
+        self.adr_boundary[row] = choose_boundary(self.rng, self.adr_table)
+        return episode_randomization(self.config.randomization, self.adr_table, self.adr_values,
+                                     int(self.adr_boundary[row]), self.rng)
+
+    def _place_cube(self, row: int, randomization: Randomization) -> None:
+        """Randomized physics, the hand at its zero pose holding still, a new cube dropped onto the palm."""
         task_config = self.config.task
         model, data = self.models[row], self.datas[row]
         index = self.index
-        for _ in range(task_config.max_reset_attempts):
-            randomize_physics(model, self.nominal, self.rng, self.config.randomization.physics)
-            mujoco.mj_setConst(model, data)
-            mujoco.mj_resetData(model, data)
-            hand_joints = self.nominal.hand_joints
-            data.qpos[index.hand_qpos] = np.clip(0.0, model.jnt_range[hand_joints, 0], model.jnt_range[hand_joints, 1])
-            start = CUBE_START_POSITION + np.append(self.rng.uniform(-1, 1, 2) * CUBE_START_JITTER_M, 0.0)
-            orientation = task.sample_orientations(self.rng, 1, task_config.goal_mode)[0]
-            data.qpos[index.cube_qpos : index.cube_qpos + 7] = np.concatenate((start, orientation))
-            hold = np.clip(data.qpos[self.actuated_qpos], self.ctrl_range[:, 0], self.ctrl_range[:, 1])
-            data.ctrl[:] = hold
-            if task_config.settle_steps:
-                mujoco.mj_step(model, data, task_config.settle_steps * task_config.substeps)
-                self.physics_steps += task_config.settle_steps * task_config.substeps
+        randomize_physics(model, self.nominal, self.rng, randomization.physics)
+        mujoco.mj_setConst(model, data)
+        mujoco.mj_resetData(model, data)
+        hand_joints = self.nominal.hand_joints
+        data.qpos[index.hand_qpos] = np.clip(0.0, model.jnt_range[hand_joints, 0], model.jnt_range[hand_joints, 1])
+        start = CUBE_START_POSITION + np.append(self.rng.uniform(-1, 1, 2) * CUBE_START_JITTER_M, 0.0)
+        orientation = task.sample_orientations(self.rng, 1, task_config.goal_mode)[0]
+        data.qpos[index.cube_qpos : index.cube_qpos + 7] = np.concatenate((start, orientation))
+        data.ctrl[:] = np.clip(data.qpos[self.actuated_qpos], self.ctrl_range[:, 0], self.ctrl_range[:, 1])
+
+    def _settle_rows(self, rows: Iterator[int]) -> None:
+        settle = self.config.task.settle_steps * self.config.task.substeps
+        for row in rows:
+            model, data = self.models[row], self.datas[row]
+            if settle:
+                mujoco.mj_step(model, data, settle)
             mujoco.mj_forward(model, data)
-            if data.qpos[index.cube_qpos + 2] >= task_config.drop_height_m and not data.warning.number[FATAL_WARNINGS].any():
-                break
-        else:
-            raise RuntimeError(
-                f"env {row}: the cube fell off the palm in all {task_config.max_reset_attempts} reset attempts; "
-                "check task.settle_steps, drop_height_m and the physics randomization ranges"
-            )
-        self.cube_masses[row] = model.body_mass[index.cube_body]
-        self.targets[row] = self.previous_targets[row] = self.applied[row] = hold
-        self.warning_counts[row] = data.warning.number
-        self._gather(row)
+            self._gather(row)
+
+    def _landed(self, row: int) -> bool:
+        data = self.datas[row]
+        return bool(data.qpos[self.index.cube_qpos + 2] >= self.config.task.drop_height_m
+                    and not data.warning.number[FATAL_WARNINGS].any())
 
     # ------------------------------------------------------------------- step
 
@@ -186,7 +228,7 @@ class ReorientBatch:
         randomization = self.config.randomization
         index = self.index
         normalized = self._normalize_actions(actions)
-        normalized = perturbations.noisy_actions(normalized, self.effects.action_bias, self.rng, randomization)
+        normalized = perturbations.noisy_actions(normalized, self.effects, self.rng, randomization)
         new_targets = task.relative_targets(
             normalized, self.qpos[:, self.actuated_qpos], self.ctrl_range, task_config.relative_action_scale
         )
@@ -194,9 +236,7 @@ class ReorientBatch:
         commanded = np.where(self.effects.delayed, self.previous_targets, self.targets)
         self.previous_targets = self.targets
         self.applied = perturbations.apply_backlash(self.applied, commanded, self.effects.backlash_width)
-        self.forces = perturbations.update_forces(
-            self.forces, self.effects.force_probability, self.cube_masses, self.rng, randomization
-        )
+        self.forces = perturbations.update_forces(self.forces, self.effects, self.cube_masses, self.rng, randomization)
         substep = (
             perturbations.control_periods(self.control_dt, self.effects.timing_rate, self.rng) / task_config.substeps
         )
@@ -244,6 +284,7 @@ class ReorientBatch:
             "episode_done": done,
             "episode_return": self.episode_return.copy(),
             "episode_length": self.episode_length.copy(),
+            "adr_boundary": self.adr_boundary.copy(),
         }
         critic = self.critic_observation()
         if self.autoreset:
@@ -253,20 +294,27 @@ class ReorientBatch:
                 self.reset_envs(rows)
                 critic = critic.copy()
                 critic[rows] = self.critic_observation(rows)
+        self.advance_observation_noise()
         observation = {"policy": self.policy_observation(), "critic": critic}
         return StepResult(observation, reward.astype(np.float32), terminated, truncated, info)
 
-    def _advance_physics(self, substep: np.ndarray) -> None:
-        """One control period of physics for every env, row slices on the thread pool (mj_step frees the GIL)."""
-        # each thread takes the next unstepped row until none is left: envs in contact cost more than others
-        rows = iter(range(self.num_envs))
+    def _run_rows(self, work: Callable[[Iterator[int]], None], rows: Sequence[int]) -> None:
+        """`work` on every thread of the pool, all sharing one iterator over `rows` (mj_* calls free the GIL).
+
+        Each thread takes the next row until none is left, so envs in contact, which cost more, balance out.
+        """
+        shared = iter(rows)
         if self._pool is None:
-            self._step_rows(rows, substep)
+            work(shared)
             return
-        pending = [self._pool.submit(self._step_rows, rows, substep) for _ in range(self.num_threads - 1)]
-        self._step_rows(rows, substep)
+        pending = [self._pool.submit(work, shared) for _ in range(min(self.num_threads, len(rows)) - 1)]
+        work(shared)
         for future in pending:
             future.result()
+
+    def _advance_physics(self, substep: np.ndarray) -> None:
+        """One control period of physics for every env, on the thread pool."""
+        self._run_rows(lambda rows: self._step_rows(rows, substep), range(self.num_envs))
 
     def _step_rows(self, rows: Iterator[int], substep: np.ndarray) -> None:
         nstep = self.config.task.substeps
@@ -336,22 +384,28 @@ class ReorientBatch:
             axis=1,
         ).astype(np.float32)
 
-    def policy_observation(self) -> np.ndarray:
-        """The policy's noisy inputs (N, policy size), float32; advances marker freezing by one step."""
+    def advance_observation_noise(self) -> None:
+        """Draw this step's observation noise: markers freeze or thaw, fingertip and cube-pose readings get noise."""
         randomization = self.config.randomization
         index = self.index
-        self.frozen_markers = perturbations.freeze_markers(self.frozen_markers, self.rng, randomization, self.control_dt)
-        self.reported_fingertips = perturbations.noisy_fingertips(
-            self.fingertips, self.reported_fingertips, self.frozen_markers, self.effects.fingertip_bias,
-            self.rng, randomization,
+        self.frozen_markers = perturbations.freeze_markers(
+            self.frozen_markers, self.effects.freeze_rate_hz, self.rng, randomization, self.control_dt
         )
-        position, quaternion = perturbations.noisy_object_pose(
+        self.reported_fingertips = perturbations.noisy_fingertips(
+            self.fingertips, self.reported_fingertips, self.frozen_markers, self.effects, self.rng, randomization
+        )
+        self.reported_position, self.reported_quaternion = perturbations.noisy_object_pose(
             self.qpos[:, index.cube_qpos : index.cube_qpos + 3],
             self.qpos[:, index.cube_qpos + 3 : index.cube_qpos + 7],
             self.effects, self.rng, randomization,
         )
-        return task.policy_observation(self.reported_fingertips, position, quaternion, self.goal)
+
+    def policy_observation(self) -> np.ndarray:
+        """The policy's noisy inputs (N, policy size), float32, from this step's readings and the current goals."""
+        return task.policy_observation(self.reported_fingertips, self.reported_position, self.reported_quaternion,
+                                       self.goal)
 
     def observe(self) -> dict[str, np.ndarray]:
-        """Policy (noisy) and critic (exact) observations of every env."""
+        """Policy (noisy) and critic (exact) observations of every env, after drawing this step's noise."""
+        self.advance_observation_noise()
         return {"policy": self.policy_observation(), "critic": self.critic_observation()}

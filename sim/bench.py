@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
 import numpy as np
@@ -120,6 +121,60 @@ def gym_env_loop(config: EnvConfig, steps: int, seed: int):
     return run
 
 
+def physics_limit(config: EnvConfig, num_envs: int, steps: int, seed: int, threads: int) -> float:
+    """Control steps per second of plain mj_step on `threads` threads over a randomized batch's own models and
+    states (random-walk targets, a fallen cube put back): what the machine's cores can simulate of this scene."""
+    batch = ReorientBatch(config, num_envs, seed=seed, autoreset=True)
+    batch.reset(seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        batch.step(rng.integers(0, config.task.action_bins, (num_envs, batch.n_actuators)))
+    kind = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    starts = []
+    for model, data in zip(batch.models, batch.datas):
+        state = np.empty(mujoco.mj_stateSize(model, kind))
+        mujoco.mj_getState(model, data, state, kind)
+        starts.append(state)
+    low, high = batch.ctrl_range.T
+    targets = np.empty((steps, num_envs, batch.n_actuators))
+    targets[0] = [data.ctrl for data in batch.datas]
+    for step in range(1, steps):
+        targets[step] = np.clip(targets[step - 1] + rng.uniform(-0.15, 0.15, targets[0].shape) * (high - low), low, high)
+    cube_z = batch.index.cube_qpos + 2
+    drop_height, nstep = config.task.drop_height_m, config.task.substeps
+
+    def work(rows: range) -> None:
+        for step in range(steps):
+            for row in rows:
+                model, data = batch.models[row], batch.datas[row]
+                data.ctrl[:] = targets[step, row]
+                mujoco.mj_step(model, data, nstep)
+                if data.qpos[cube_z] < drop_height:
+                    mujoco.mj_setState(model, data, starts[row], kind)
+
+    slices = [range(first, num_envs, threads) for first in range(threads)]
+    begin = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, slices))
+    elapsed = time.perf_counter() - begin
+    batch.close()
+    return num_envs * steps / elapsed
+
+
+def resident_bytes_per_env(config: EnvConfig, num_envs: int, seed: int) -> float:
+    """Growth of this process's resident memory per env when a batch of `num_envs` is built and reset."""
+
+    def resident() -> int:
+        return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    before = resident()
+    batch = ReorientBatch(config, num_envs, seed=seed)
+    batch.reset(seed)
+    grown = resident() - before
+    batch.close()
+    return grown / num_envs
+
+
 def _raw_steps(steps: int) -> float:
     model = load_model()
     data = mujoco.MjData(model)
@@ -140,9 +195,14 @@ def machine_process_scaling(steps: int, rounds: int) -> float:
     return 2.0 * one / two
 
 
-def vec_throughputs(config: EnvConfig, num_envs: int, steps: int, rounds: int, seed: int) -> dict[int, float]:
-    """Env steps per second in this process (0) and with 2 worker processes, timed in alternating rounds."""
-    envs = {workers: make_vec_env(config, num_envs, workers, seed) for workers in (0, 2)}
+# (worker processes, physics threads) of the vectorized layouts timed side by side
+VEC_LAYOUTS = {"1_thread": (0, 1), "2_threads": (0, 2), "2_workers": (2, 1)}
+
+
+def vec_throughputs(config: EnvConfig, num_envs: int, steps: int, rounds: int, seed: int) -> dict[str, float]:
+    """Env steps per second of each VEC_LAYOUTS entry, timed in alternating rounds."""
+    envs = {name: make_vec_env(config, num_envs, workers, seed, num_threads=threads)
+            for name, (workers, threads) in VEC_LAYOUTS.items()}
     rng = np.random.default_rng(seed)
     actions = rng.integers(0, config.task.action_bins, (steps, num_envs, 20))
     seconds = dict.fromkeys(envs, 0.0)
@@ -159,7 +219,7 @@ def vec_throughputs(config: EnvConfig, num_envs: int, steps: int, rounds: int, s
     finally:
         for env in envs.values():
             env.close()
-    return {workers: rounds * steps * num_envs / elapsed for workers, elapsed in seconds.items()}
+    return {name: rounds * steps * num_envs / elapsed for name, elapsed in seconds.items()}
 
 
 def render_ms_per_camera(size: int, repeats: int, seed: int) -> float:
@@ -204,7 +264,7 @@ def measure(config: EnvConfig, num_envs: int, rounds: int, steps: int, seed: int
     randomized_physics_s = totals["randomized"][1] / totals["randomized"][2]
     control_dt = config.task.physics_timestep * config.task.substeps
     vec = vec_throughputs(config, vec_envs, steps, rounds, seed)
-    one_process, two_workers = vec[0], vec[2]
+    one_process, two_threads, two_workers = vec["1_thread"], vec["2_threads"], vec["2_workers"]
     return {
         "num_envs_per_batch": num_envs,
         "physics_timestep_s": config.task.physics_timestep,
@@ -221,7 +281,9 @@ def measure(config: EnvConfig, num_envs: int, rounds: int, steps: int, seed: int
         "raw_sim_seconds_per_wall_second": control_dt / config.task.substeps / raw_step_s,
         "vec_envs": vec_envs,
         "vec_steps_per_s_1_process": one_process,
+        "vec_steps_per_s_2_threads": two_threads,
         "vec_steps_per_s_2_workers": two_workers,
+        "thread_speedup_2_threads": two_threads / one_process,
         "vec_speedup_2_workers": two_workers / one_process,
         "machine_2_process_scaling_raw_mj_step": machine_process_scaling(steps * 10, rounds),
         "render_ms_per_camera_200x200": render_ms_per_camera(200, 30, seed),

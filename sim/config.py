@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.config_loading import bound, choice, from_mapping, load_config
-from sim.paths import data_path
+from sim.paths import data_path, package_file
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,27 @@ class VisualRandomization:
 
 
 @dataclass(frozen=True)
-class Randomization:
-    """All randomizations, each switchable."""
+class AdrConfig:
+    """Automatic domain randomization (OpenAI 2019; DeXtreme 2022): ranges start at nominal and widen toward the
+    values configured above (their hard limits) only while the policy performs well at their boundaries."""
 
+    # share of episodes that evaluate one boundary (DeXtreme: 40%); the rest sample inside the current ranges
+    boundary_fraction: float = field(default=0.4, metadata=bound(0.0, 1.0))
+    # episodes per boundary before its mean decides (DeXtreme: 256; a CPU run finishes far fewer episodes)
+    buffer_size: int = field(default=16, metadata=bound(1, 100_000))
+    # mean consecutive successes at a boundary: at or above high it widens, below low it narrows (DeXtreme 20 / 5)
+    high_threshold: float = field(default=6.0, metadata=bound(0.0, 10_000.0))
+    low_threshold: float = field(default=2.0, metadata=bound(0.0, 10_000.0))
+    # a boundary moves by 1/steps of the way from nominal to its limit
+    steps: int = field(default=10, metadata=bound(1, 100_000))
+
+
+@dataclass(frozen=True)
+class Randomization:
+    """All randomizations, each switchable; `mode` adr widens their ranges from nominal as the policy improves."""
+
+    mode: str = field(default="fixed", metadata=choice("fixed", "adr"))
+    adr: AdrConfig = AdrConfig()
     physics: PhysicsRandomization = PhysicsRandomization()
     action_noise: ActionNoise = ActionNoise()
     action_delay: ActionDelay = ActionDelay()
@@ -160,7 +178,7 @@ class Randomization:
         return Randomization(**{name: replace(getattr(self, name), enabled=False) for name in _GROUPS})
 
 
-_GROUPS = tuple(Randomization.__dataclass_fields__)
+_GROUPS = tuple(name for name in Randomization.__dataclass_fields__ if name not in ("mode", "adr"))
 
 
 @dataclass(frozen=True)
@@ -186,5 +204,5 @@ DEFAULT_CONFIG_PATH = "config/env.yaml"
 
 
 def load_env_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> EnvConfig:
-    """Load config/env.yaml (or `path`) into an EnvConfig."""
-    return load_config(EnvConfig, data_path(DEFAULT_CONFIG_PATH) if path is None else path, overrides)
+    """Load config/env.yaml (or `path`: as given, else the package's file of that name) into an EnvConfig."""
+    return load_config(EnvConfig, data_path(DEFAULT_CONFIG_PATH) if path is None else package_file(path), overrides)

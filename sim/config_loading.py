@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sim.errors import InhandError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InhandError, ValueError):
     """A config file or mapping that does not match its dataclass."""
 
 
@@ -33,15 +35,69 @@ def choice(*options: str) -> dict[str, Any]:
     return {"choice": options}
 
 
-def read_yaml(path: str | Path, kind: str = "config file") -> Any:
-    """The parsed content of a YAML file; a missing or malformed file is a ConfigError naming it."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain PyYAML keeps the last one silently)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # keys merged in with `<<` may be overridden on purpose
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: let PyYAML report it
+            break
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark,
+                f"key {key!r} appears twice (first {first.line + 1}:{first.column + 1}); give each key once",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    """The single YAML document in `text`, refusing duplicate keys; errors are ConfigErrors naming `source`."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:  # one line: where, what, and in which construct
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        context = f" ({error.context})" if error.context else ""
+        raise ConfigError(f"{source}{where}: not valid YAML: {error.problem}{context}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+
+
+def read_yaml(path: str | Path, kind: str = "config file", mapping: bool = False) -> Any:
+    """The parsed content of a YAML file: every config, params and launch file is read here.
+
+    A missing, unreadable, binary or malformed file, a key given twice and (with mapping=True) an empty document or
+    anything but a mapping at the top level are ConfigErrors naming the file.
+    """
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: {kind} not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; expected a YAML {kind}") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: {kind} cannot be read (permission denied)") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a YAML {kind}: byte {error.start} is not UTF-8 text (a binary file?)") from None
+    content = parse_yaml(text, str(path))
+    if mapping and content is None:
+        raise ConfigError(f"{path}: the {kind} is empty; expected a mapping of keys (write {{}} for all defaults)")
+    if mapping and not isinstance(content, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level of the {kind}, got {type(content).__name__}")
+    return content
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -51,7 +107,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, separator, value = item.partition("=")
         if not separator or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. ppo.clip=0.1")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = parse_yaml(value, f"--set {item}")
     return overrides
 
 
@@ -69,10 +125,7 @@ def flatten_mapping(mapping: dict[str, Any], prefix: str = "", separator: str = 
 def load_config(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
     """Load YAML at `path` into the frozen dataclass `cls`; `overrides` maps dotted keys to values."""
     path = Path(path)
-    raw = read_yaml(path)
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = read_yaml(path, mapping=True)
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     return from_mapping(cls, raw, source=str(path))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import cv2
 import gymnasium
@@ -16,6 +15,7 @@ import numpy as np
 
 import sim  # noqa: F401 - registers the env ids
 from sim.media import write_image, write_video
+from sim.output_paths import check_output_dir, check_output_file
 
 
 def overlay(frame: np.ndarray, lines: list[str]) -> np.ndarray:
@@ -63,9 +63,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", type=int, default=320, help="video width and height in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=150, help="control steps of 80 ms at most")
+    parser.add_argument("--force", action="store_true",
+                        help="write even over files of another kind or inside a bag or input folder")
     args = parser.parse_args(argv)
+    out = check_output_dir(args.out, [args.config], args.force, "--out")
+    check_output_file(out / "demo.mp4", "MP4 video", [args.config], args.force, "--out")
+    check_output_file(out / "demo.png", "PNG image", [args.config], args.force, "--out")
     frames, summary = run_episode(args.config, args.camera, args.size, args.seed, args.max_steps)
-    out = Path(args.out)
     video = write_video(out / "demo.mp4", frames, fps=12.5)
     frame = write_image(out / "demo.png", frames[len(frames) // 2])
     print(json.dumps({**summary, "video": str(video), "frame": str(frame)}, indent=2))

@@ -9,15 +9,29 @@ PACKAGE = "inhand"
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
+def share_directory() -> Path:
+    """$(find-pkg-share inhand): the source tree of a checkout (an editable install), else <prefix>/share/inhand."""
+    # a wheel installs sim/ into site-packages, whose parent is no checkout: the package.xml marks the source tree
+    if (SOURCE_ROOT / "package.xml").is_file() and (SOURCE_ROOT / "config").is_dir():
+        return SOURCE_ROOT
+    return Path(sys.prefix) / "share" / PACKAGE
+
+
 def data_path(relative: str | Path) -> Path:
-    """A file under config/, assets/ or launch/: from the source tree, else from share/inhand of the install."""
-    for root in (SOURCE_ROOT, Path(sys.prefix) / "share" / PACKAGE):
-        candidate = root / relative
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(
-        f"{relative}: not found under {SOURCE_ROOT} nor {Path(sys.prefix) / 'share' / PACKAGE}; is inhand installed?"
-    )
+    """A file under config/, assets/ or launch/ of the package, whatever the current folder."""
+    candidate = share_directory() / relative
+    if candidate.exists():
+        return candidate
+    raise FileNotFoundError(f"{relative}: not found under {share_directory()}; is inhand installed?")
+
+
+def package_file(path: str | Path) -> Path:
+    """`path` as given when it exists or is absolute, else the package's file of that name (config/env_nominal.yaml
+    named by a checkpoint works from any folder); a path found nowhere comes back as given, for its error."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists() or not (share_directory() / candidate).exists():
+        return candidate
+    return share_directory() / candidate
 
 
 def hand_assets_dir() -> Path:

@@ -1,7 +1,8 @@
 """Unmodeled effects and observation noise (Dactyl tables 7, 8), vectorized over a batch of envs.
 
-`EpisodeEffects` holds what is drawn once per episode; the functions below apply the per-step part. Each
-takes the batch's generator, so a seed gives the same episode.
+`EpisodeEffects` holds what is drawn once per episode, the magnitudes of the per-step noise included, so every env
+of a batch may run with its own ranges (automatic domain randomization gives each env its own); the functions
+below apply the per-step part. Each takes the batch's generator, so a seed gives the same episode.
 """
 from __future__ import annotations
 
@@ -28,12 +29,24 @@ class EpisodeEffects:
     fingertip_bias: np.ndarray  # (N, 5, 3) m
     object_position_bias: np.ndarray  # (N, 3) m
     object_rotation_bias: np.ndarray  # (N, 4) quaternion
+    # per-step noise magnitudes of each env (0 where the effect is off)
+    action_additive_std: np.ndarray  # (N,) normalized action units
+    action_multiplicative_std: np.ndarray  # (N,)
+    force_acceleration_std: np.ndarray  # (N,) m/s^2
+    freeze_rate_hz: np.ndarray  # (N,) per marker
+    fingertip_step_std: np.ndarray  # (N,) m
+    object_position_step_std: np.ndarray  # (N,) m
+    object_rotation_step_std: np.ndarray  # (N,) rad
 
     @classmethod
     def draw(cls, rng: np.random.Generator, count: int, n_actuators: int, config: Randomization) -> EpisodeEffects:
         """Draw the per-episode effects of `count` envs."""
         noise = config.observation_noise
         off = np.zeros
+
+        def each(enabled: bool, value: float) -> np.ndarray:
+            return np.full(count, value if enabled else 0.0)
+
         return cls(
             action_bias=rng.normal(0.0, config.action_noise.correlated_std, (count, n_actuators))
             if config.action_noise.enabled
@@ -59,6 +72,13 @@ class EpisodeEffects:
             object_rotation_bias=random_small_rotations(rng, count, noise.object_rotation_episode_std_rad)
             if noise.enabled
             else np.tile([1.0, 0.0, 0.0, 0.0], (count, 1)),
+            action_additive_std=each(config.action_noise.enabled, config.action_noise.additive_std),
+            action_multiplicative_std=each(config.action_noise.enabled, config.action_noise.multiplicative_std),
+            force_acceleration_std=each(config.random_forces.enabled, config.random_forces.acceleration_std),
+            freeze_rate_hz=each(config.marker_freeze.enabled, config.marker_freeze.rate_hz),
+            fingertip_step_std=each(noise.enabled, noise.fingertip_step_std_m),
+            object_position_step_std=each(noise.enabled, noise.object_position_step_std_m),
+            object_rotation_step_std=each(noise.enabled, noise.object_rotation_step_std_rad),
         )
 
     def assign(self, rows: np.ndarray, other: EpisodeEffects) -> None:
@@ -67,21 +87,20 @@ class EpisodeEffects:
             getattr(self, field.name)[rows] = getattr(other, field.name)
 
 
-def random_small_rotations(rng: np.random.Generator, count: int, angle_std: float) -> np.ndarray:
-    """Rotations (count, 4) about random axes by N(0, angle_std^2) angles."""
+def random_small_rotations(rng: np.random.Generator, count: int, angle_std: float | np.ndarray) -> np.ndarray:
+    """Rotations (count, 4) about random axes by N(0, angle_std^2) angles (angle_std a scalar or (count,))."""
     return rotations.from_axis_angle(rotations.random_axis(rng, count), rng.normal(0.0, angle_std, count))
 
 
 def noisy_actions(
-    actions: np.ndarray, bias: np.ndarray, rng: np.random.Generator, config: Randomization
+    actions: np.ndarray, effects: EpisodeEffects, rng: np.random.Generator, config: Randomization
 ) -> np.ndarray:
     """Normalized actions (N, A) with multiplicative, per-step additive and per-episode noise, clipped to [-1, 1]."""
-    noise = config.action_noise
-    if not noise.enabled:
+    if not config.action_noise.enabled:
         return actions
-    scale = 1.0 + rng.normal(0.0, noise.multiplicative_std, actions.shape)
-    noisy = actions * scale + rng.normal(0.0, noise.additive_std, actions.shape) + bias
-    return np.clip(noisy, -1.0, 1.0)
+    scale = 1.0 + rng.standard_normal(actions.shape) * effects.action_multiplicative_std[:, None]
+    additive = rng.standard_normal(actions.shape) * effects.action_additive_std[:, None]
+    return np.clip(actions * scale + additive + effects.action_bias, -1.0, 1.0)
 
 
 def apply_backlash(previous: np.ndarray, commanded: np.ndarray, width: np.ndarray) -> np.ndarray:
@@ -99,46 +118,44 @@ def control_periods(nominal: float, rates: np.ndarray, rng: np.random.Generator)
 
 
 def update_forces(
-    forces: np.ndarray,
-    probability: np.ndarray,
-    masses: np.ndarray,
-    rng: np.random.Generator,
-    config: Randomization,
+    forces: np.ndarray, effects: EpisodeEffects, masses: np.ndarray, rng: np.random.Generator, config: Randomization
 ) -> np.ndarray:
-    """Forces (N, 3) on the cube: decayed, and with `probability` replaced by N(0, (accel * mass)^2) per axis."""
+    """Forces (N, 3) on the cube: decayed, and with the episode's probability replaced by N(0, (accel * mass)^2)."""
     pushes = config.random_forces
     if not pushes.enabled:
         return forces
     forces = forces * pushes.decay
-    new = rng.random(len(forces)) < probability
+    new = rng.random(len(forces)) < effects.force_probability
     if new.any():
-        forces[new] = rng.normal(0.0, 1.0, (int(new.sum()), 3)) * (pushes.acceleration_std * masses[new, None])
+        strength = effects.force_acceleration_std[new] * masses[new]
+        forces[new] = rng.normal(0.0, 1.0, (int(new.sum()), 3)) * strength[:, None]
     return forces
 
 
 def freeze_markers(
-    frozen_steps: np.ndarray, rng: np.random.Generator, config: Randomization, control_dt: float
+    frozen_steps: np.ndarray, rates_hz: np.ndarray, rng: np.random.Generator, config: Randomization,
+    control_dt: float,
 ) -> np.ndarray:
-    """Remaining frozen steps per marker (N, 5) after this step: Poisson starts of fixed-length freezes."""
+    """Remaining frozen steps per marker (N, 5) after this step: Poisson starts (rates_hz (N,)) of fixed-length
+    freezes."""
     freeze = config.marker_freeze
     if not freeze.enabled:
         return frozen_steps
     remaining = np.maximum(frozen_steps - 1, 0)
-    start_probability = 1.0 - np.exp(-freeze.rate_hz * control_dt)
+    start_probability = 1.0 - np.exp(-rates_hz[:, None] * control_dt)
     starts = (remaining == 0) & (rng.random(remaining.shape) < start_probability)
     remaining[starts] = int(np.ceil(freeze.duration_s / control_dt))
     return remaining
 
 
 def noisy_fingertips(
-    true: np.ndarray, reported_before: np.ndarray, frozen: np.ndarray, bias: np.ndarray,
+    true: np.ndarray, reported_before: np.ndarray, frozen: np.ndarray, effects: EpisodeEffects,
     rng: np.random.Generator, config: Randomization,
 ) -> np.ndarray:
     """Reported fingertip positions (N, 5, 3): frozen markers repeat their last report, others get noise."""
-    noise = config.observation_noise
-    reported = true + bias
-    if noise.enabled:
-        reported = reported + rng.normal(0.0, noise.fingertip_step_std_m, true.shape)
+    reported = true + effects.fingertip_bias
+    if config.observation_noise.enabled:
+        reported = reported + rng.standard_normal(true.shape) * effects.fingertip_step_std[:, None, None]
     return np.where(frozen[..., None] > 0, reported_before, reported)
 
 
@@ -147,11 +164,11 @@ def noisy_object_pose(
     config: Randomization,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reported cube position (N, 3) and orientation (N, 4) with per-episode and per-step noise."""
-    noise = config.observation_noise
-    if not noise.enabled:
+    if not config.observation_noise.enabled:
         return position, quaternion
     count = len(position)
-    position = position + effects.object_position_bias + rng.normal(0.0, noise.object_position_step_std_m, (count, 3))
-    step_rotation = random_small_rotations(rng, count, noise.object_rotation_step_std_rad)
+    step_noise = rng.standard_normal((count, 3)) * effects.object_position_step_std[:, None]
+    position = position + effects.object_position_bias + step_noise
+    step_rotation = random_small_rotations(rng, count, effects.object_rotation_step_std)
     quaternion = rotations.multiply(step_rotation, rotations.multiply(effects.object_rotation_bias, quaternion))
     return position, quaternion

@@ -18,6 +18,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from sim.adr import AdrTable, adr_table
 from sim.batch import OBSERVATION_SIZES, ReorientBatch
 from sim.cores import default_num_threads
 from sim.config import EnvConfig
@@ -32,6 +33,8 @@ class VecEnv(ABC):
     num_envs: int
     observation_sizes: dict[str, int] = OBSERVATION_SIZES
     single_action_space: spaces.Space
+    # the boundaries automatic domain randomization moves; None when the ranges are fixed
+    adr_table: AdrTable | None = None
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
@@ -44,6 +47,10 @@ class VecEnv(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release processes and simulations."""
+
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """ADR boundary values (K,) for the episodes that start from now on."""
+        raise ValueError(f"{type(self).__name__} has fixed randomization ranges; set randomization.mode: adr")
 
     def __enter__(self) -> VecEnv:
         return self
@@ -61,6 +68,7 @@ class BatchVecEnv(VecEnv):
                                    num_threads=num_threads)
         self.num_envs = num_envs
         self.single_action_space = action_space(config, self.batch.n_actuators)
+        self.adr_table = self.batch.adr_table
         self._renderer: mujoco.Renderer | None = None
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
@@ -71,6 +79,10 @@ class BatchVecEnv(VecEnv):
         """Step every env."""
         result = self.batch.step(actions)
         return result.observation, result.reward, result.terminated, result.truncated, result.info
+
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """ADR boundary values for the batch."""
+        self.batch.set_adr_values(values)
 
     def render(self, env_index: int, camera: str = "front", size: int = 320) -> np.ndarray:
         """An RGB frame (size, size, 3) of one env, goal marker included (for evaluation videos)."""
@@ -102,6 +114,9 @@ def _worker(connection: Connection, config: EnvConfig, num_envs: int, seed: int)
                 )
             elif command == "reset":
                 connection.send(("ok", batch.reset(argument)))
+            elif command == "adr":
+                batch.set_adr_values(argument)
+                connection.send(("ok", None))
             elif command == "close":
                 connection.send(("ok", None))
                 return
@@ -137,6 +152,7 @@ class ProcessVecEnv(VecEnv):
             self.processes.append(process)
         n_actuators = {self._receive(connection) for connection in self.connections}.pop()
         self.single_action_space = action_space(config, n_actuators)
+        self.adr_table = adr_table(config)
 
     def _receive(self, connection: Connection):
         try:
@@ -155,6 +171,13 @@ class ProcessVecEnv(VecEnv):
             connection.send(("reset", None if seed is None else _worker_seed(seed, worker)))
         parts = [self._receive(connection) for connection in self.connections]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def set_adr_values(self, values: np.ndarray) -> None:
+        """Send every worker the ADR boundary values."""
+        for connection in self.connections:
+            connection.send(("adr", np.asarray(values, dtype=float)))
+        for connection in self.connections:
+            self._receive(connection)
 
     def step(self, actions: np.ndarray) -> StepReturn:
         """Send each worker its share of the actions, then gather all results."""

@@ -11,17 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from policies.checkpoint import CheckpointError as PolicyCheckpointError
-from sim.config_loading import ConfigError, parse_overrides
+from sim.config_loading import parse_overrides
+from sim.errors import InhandError, UsageError
+from sim.output_paths import check_output_dir, check_output_file
 from vision.config import VisionConfig, load_vision_config
-from vision.dataset import DEFAULT_CUBE_STATES, DatasetError
-from vision.inference import CheckpointError
+from vision.dataset import DEFAULT_CUBE_STATES
 
 if TYPE_CHECKING:
     from policies.inference import InferencePolicy
-
-
-class UsageError(ValueError):
-    """Command-line arguments that parse but do not fit together."""
 
 
 def _config(arguments: argparse.Namespace) -> VisionConfig:
@@ -49,6 +46,7 @@ def load_render_policy(path: str) -> tuple[InferencePolicy, dict[str, Any]]:
 
 
 def _render(arguments: argparse.Namespace) -> int:
+    check_output_dir(arguments.out, [arguments.config, arguments.policy], arguments.force, "--out")
     config = _config(arguments)
     image_size = config.dataset.image_size
     if arguments.synthetic and arguments.policy is not None:
@@ -97,6 +95,7 @@ def _render(arguments: argparse.Namespace) -> int:
 def _train(arguments: argparse.Namespace) -> int:
     from vision.train import train
 
+    check_output_dir(arguments.run_dir, [arguments.config, *arguments.data], arguments.force, "--run-dir")
     metrics = train(_config(arguments), arguments.data, arguments.run_dir, resume=arguments.resume)
     print(json.dumps({"run_dir": str(arguments.run_dir), "validation": metrics}))
     return 0
@@ -113,6 +112,9 @@ def _eval(arguments: argparse.Namespace) -> int:
     out = arguments.out
     if out is None:
         out = checkpoint.resolve().parent / f"{checkpoint.stem}-eval-{arguments.data.resolve().name}"
+    inputs = [checkpoint, arguments.data, arguments.config]
+    check_output_dir(out, inputs, arguments.force, "--out")
+    check_output_file(out / "samples.png", "PNG image", inputs, arguments.force, "--out")
     config = _config(arguments)
     metrics = evaluate(checkpoint, arguments.data, out, config.evaluation, arguments.max_samples,
                        device=config.train.device)
@@ -123,6 +125,7 @@ def _eval(arguments: argparse.Namespace) -> int:
 def _export(arguments: argparse.Namespace) -> int:
     from vision.inference import export_onnx, model_from_checkpoint, onnx_max_difference
 
+    check_output_file(arguments.out, "ONNX model", [arguments.checkpoint, arguments.config], arguments.force, "--out")
     model, config = model_from_checkpoint(arguments.checkpoint)
     path = export_onnx(model, arguments.out)
     rng = np.random.default_rng(0)
@@ -147,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--config", type=Path, default=None, help="vision YAML (default config/vision.yaml)")
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                              help="override a config key, e.g. --set model.input_size=128 (repeatable)")
+        command.add_argument("--force", action="store_true",
+                             help="write even over an existing file of another kind or inside a bag or input folder "
+                                  "(never over an input)")
         return command
 
     render = add("render", "render a sharded pose dataset (resumes a partial one in the same folder)")
@@ -194,6 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(arguments.run(arguments))
-    except (ConfigError, DatasetError, CheckpointError, PolicyCheckpointError, UsageError) as error:
+    except InhandError as error:
         print(f"inhand vision {arguments.command}: {error}", file=sys.stderr)
         return 2

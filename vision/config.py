@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from sim.config_loading import ConfigError, bound, choice, load_config
+from sim.paths import share_directory
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "vision.yaml"
+DEFAULT_CONFIG_PATH = share_directory() / "config" / "vision.yaml"  # the installed one, whatever the current folder
 
 
 @dataclass(frozen=True)

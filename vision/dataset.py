@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from sim.atomic import atomic_write
+from sim.errors import InhandError
 from vision.geometry import camera_matrices
 from vision.preprocess import preprocess
 
@@ -41,7 +42,7 @@ DEFAULT_CUBE_STATES = "random actions"
 RenderSample = Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]]
 
 
-class DatasetError(ValueError):
+class DatasetError(InhandError, ValueError):
     """A dataset folder, shard or rendered sample that does not match the format."""
 
 

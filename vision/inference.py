@@ -10,6 +10,7 @@ import torch
 
 from sim.atomic import atomic_write
 from sim.config_loading import ConfigError, from_mapping
+from sim.errors import InhandError
 from vision.config import VisionConfig, check_consistency
 from vision.model import PoseNet
 from vision.preprocess import preprocess
@@ -19,7 +20,7 @@ ONNX_OUTPUTS = ("position", "quaternion")
 ONNX_CROP_KEY = "inhand_crop"  # metadata: the crop fraction preprocessing must apply (ModelConfig.crop)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InhandError, ValueError):
     """A checkpoint file that cannot be read or does not hold a pose network."""
 
 
@@ -28,7 +29,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+        raise ConfigError("key 'train.device': 'cuda', but torch sees no CUDA device here; use auto or cpu")
     return torch.device(name)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ros_nodes.msgs.schema import PRIMITIVES, FieldSpec, message_class
+from sim.errors import InhandError
 
 CDR_LE = b"\x00\x01\x00\x00"
 CDR_BE = b"\x00\x00\x00\x00"
@@ -23,7 +24,7 @@ _COUNT_LE = struct.Struct("<I")
 _COUNT_BE = struct.Struct(">I")
 
 
-class CdrError(ValueError):
+class CdrError(InhandError, ValueError):
     """A message that cannot be serialized, or bytes that are not a valid CDR encoding of the named type."""
 
 

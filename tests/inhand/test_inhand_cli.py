@@ -67,3 +67,44 @@ def test_demo_without_the_shipped_checkpoints_says_so_and_fails(tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     assert f"checkpoint not found: policy {missing}" in result.stderr
     assert not (tmp_path / "bags").exists()
+
+
+def test_own_errors_are_one_line_and_exit_2_bugs_a_traceback_and_exit_1(capsys, monkeypatch):
+    import types
+
+    from sim.config_loading import ConfigError
+
+    module = types.ModuleType("inhand_test_commands")
+
+    def bad_input(argv):
+        raise ConfigError("x.yaml: key 'a': expected int, got 'b'")
+
+    def bug(argv):
+        raise ZeroDivisionError("division by zero")
+
+    module.bad_input, module.bug = bad_input, bug
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(COMMANDS, "bad", (module.__name__, "bad_input", ""))
+    monkeypatch.setitem(COMMANDS, "bug", (module.__name__, "bug", ""))
+    assert main(["bad"]) == 2
+    assert capsys.readouterr().err == "inhand bad: x.yaml: key 'a': expected int, got 'b'\n"
+    assert main(["bug"]) == 1
+    error = capsys.readouterr().err
+    assert "Traceback" in error and "ZeroDivisionError: division by zero" in error
+
+
+def test_config_errors_of_bench_and_demo_are_one_line(tmp_path, capsys):
+    binary = tmp_path / "env.yaml"
+    binary.write_bytes(bytes(range(128, 256)))
+    assert main(["bench", "sim", "--config", str(binary)]) == 2
+    message = f"{binary}: not a YAML config file: byte 0 is not UTF-8 text (a binary file?)"
+    assert capsys.readouterr().err == f"inhand bench: {message}\n"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert main(["demo", "--episode", "--config", str(empty), "--out", str(tmp_path / "demo")]) == 2
+    assert capsys.readouterr().err.startswith(f"inhand demo: {empty}: the config file is empty; expected a mapping")
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["train", "--set", "runner.device=cuda", "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 2
+        assert "key 'runner.device': 'cuda', but torch" in capsys.readouterr().err

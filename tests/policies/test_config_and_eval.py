@@ -66,3 +66,32 @@ def test_eval_records_a_video_of_a_policy_trained_with_env_worker_processes(tmp_
 def test_a_bad_env_num_threads_is_refused_naming_the_key(bad):
     with pytest.raises(ConfigError, match=r"key 'env.num_threads': value .* outside allowed range \[1, 64\]"):
         load_train_config(REPO_ROOT / "config/train.yaml", {"env.num_threads": bad})
+
+
+def test_eval_runs_at_fixed_ranges_of_full_randomization_unless_config_says_otherwise(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from policies.cli import eval as eval_command
+    from policies.config import EnvSection
+    from policies.sim_env import make_vec_env
+
+    adr_yaml = tmp_path / "adr.yaml"
+    adr_yaml.write_text(yaml.safe_dump({"randomization": {"mode": "adr"}}))
+    section = EnvSection(config=str(adr_yaml), goal_mode="z", num_threads=1)
+    with make_vec_env(section, 1, seed=0) as training, make_vec_env(section, 1, seed=0, fixed_ranges=True) as fixed:
+        assert training.adr_table is not None and fixed.adr_table is None
+        # at fixed ranges the episode draws use the configured (full) ranges: masses move off nominal
+        nominal = fixed.batch.nominal.body_mass
+        fixed.reset(0)
+        assert not np.allclose(fixed.batch.models[0].body_mass, nominal)
+
+    shipped = str(REPO_ROOT / "assets/checkpoints/policy_z.pt")
+    assert eval_command([shipped, "--episodes", "1", "--num-envs", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_config"] == "config/env.yaml"
+    nominal_yaml = str(REPO_ROOT / "config/env_nominal.yaml")
+    assert eval_command([shipped, "--episodes", "1", "--num-envs", "1", "--config", nominal_yaml]) == 0
+    assert json.loads(capsys.readouterr().out)["env_config"] == nominal_yaml
+    assert eval_command([shipped, "--episodes", "1", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err

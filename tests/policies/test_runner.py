@@ -10,12 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from policies import checkpoint
 from policies.cli import eval as eval_command
 from policies.cli import export, train
+from policies.config import load_train_config
+from policies.metrics import unpack_rows
 from policies.runner import LocalBackend, Runner, checkpoint_paths, latest_checkpoint
 from sim.config_loading import to_mapping
 from tests.policies.memory_envs import REPO_ROOT, memory_config
@@ -71,7 +74,7 @@ def test_a_run_continues_from_one_checkpoint_file_in_a_new_folder(tmp_path, caps
     carried = tmp_path / "z.train.pt"
     carried.write_bytes(latest_checkpoint(tmp_path / "first").read_bytes())
     saved = checkpoint.load(carried)
-    assert saved["metrics"] == first_rows and len(saved["recent_episodes"]["episode_return"]) > 0
+    assert unpack_rows(saved["metrics"]) == first_rows and len(saved["recent_episodes"]["episode_return"]) > 0
 
     resumed = []
     for name in ("second", "third"):
@@ -221,3 +224,33 @@ def test_init_starts_a_fresh_run_from_another_runs_weights(tmp_path, capsys):
     assert yaml.safe_load((tmp_path / "source" / "config.yaml").read_text())["ppo"]["entropy_coef"] == 0.001
     assert train(["--resume", str(tmp_path / "source"), "--set", "ppo.clip=0.3", "--no-progress"]) == 2
     assert "ppo.clip" in capsys.readouterr().err
+
+
+def test_adr_state_trains_checkpoints_and_resumes_with_the_run(tmp_path):
+    env_yaml = tmp_path / "adr_env.yaml"
+    # every boundary's buffer holds one episode and any mean widens it, so the ranges move within two updates
+    env_yaml.write_text(yaml.safe_dump({
+        "task": {"goal_mode": "z", "timeout_s": 0.24},
+        "randomization": {"mode": "adr", "adr": {"boundary_fraction": 1.0, "buffer_size": 1,
+                                                  "high_threshold": 0.0, "low_threshold": 0.0, "steps": 4}}}))
+    config = load_train_config(REPO_ROOT / "config" / "train.yaml", {
+        "env.config": str(env_yaml), "env.num_envs": 4, "env.num_threads": 1, "model.dense_size": 16,
+        "model.lstm_size": 16, "runner.rollout_steps": 10, "ppo.num_minibatches": 2, "runner.total_updates": 2,
+        "runner.checkpoint_every": 2})
+    first = run(config, tmp_path / "run")
+    moved = first.adr.widened.sum()
+    assert moved > 0 and first.adr.fractions().max() > 0.0
+    row = first.metrics.rows[-1]
+    assert row["adr_fraction_mean"] == pytest.approx(float(first.adr.fractions().mean()))
+    assert row["adr/physics.mass_scale.hi"] == pytest.approx(float(first.adr.fractions()[
+        first.adr.table.names.index("physics.mass_scale.hi")]))
+    saved = checkpoint.load(latest_checkpoint(tmp_path / "run"))
+    assert saved["adr"]["values"] == pytest.approx(first.adr.values.tolist())
+    resumed = Runner(config, LocalBackend(config), tmp_path / "run", resume_from=saved, progress=False)
+    resumed.backend.close()
+    np.testing.assert_array_equal(resumed.adr.values, first.adr.values)
+    assert resumed.adr.buffers == first.adr.buffers and resumed.adr.widened.tolist() == first.adr.widened.tolist()
+    # a checkpoint trained with fixed ranges does not resume into an ADR run
+    fixed = dict(saved, adr=None)
+    with pytest.raises(checkpoint.CheckpointError, match="randomization.mode fixed"):
+        Runner(config, LocalBackend(config), tmp_path / "other", resume_from=fixed, progress=False)

@@ -161,6 +161,9 @@ def test_a_node_that_dies_with_on_exit_shutdown_stops_the_rest_with_its_exit_cod
     assert runner.returncode == 2, output
     assert "process goal_manager" in output and "exited with code 2; stopping the others (on_exit: shutdown)" in output
     assert "value 'sideways' not allowed; choose one of xyz, z" in (tmp_path / "log" / "goal_manager.log").read_text()
+    # the reason reaches the console too, not only the node's log file
+    assert "[launch] last lines of goal_manager" in output
+    assert "[goal_manager] goal_manager: " in output and "value 'sideways' not allowed" in output
     # the recorder was stopped too: before it opened its bag, or after, with the bag closed properly
     assert not (tmp_path / "bag").exists() or (tmp_path / "bag" / "metadata.yaml").exists()
 
@@ -225,3 +228,22 @@ def test_transport_choices_are_checked_against_the_plan(tmp_path: Path) -> None:
     runner = LaunchRunner(plan, tmp_path, transport="dds", node_transports={"recorder": "rclpy"})
     assert (runner.transport, runner.node_transports) == ("dds", {"recorder": "rclpy"})
     assert LaunchRunner(plan, tmp_path).transport == "rclpy"  # the default where rclpy imports
+
+
+def test_negative_timeouts_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ros_nodes.launch import main
+
+    for flag in ("--sigint-timeout", "--sigterm-timeout"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["sim.launch.yaml", flag, "-1"])
+        assert exit_info.value.code == 2 and "seconds, >= 0" in capsys.readouterr().err
+
+
+def test_launch_files_resolve_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from ros_nodes.launch import main
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("sim_state.launch.yaml", "launch/sim_state.launch.yaml"):
+        assert main([name, "--print"]) == 0
+        assert "ros_nodes.hand_driver" in capsys.readouterr().out

@@ -39,11 +39,21 @@ def test_backlash_dead_band():
 def test_action_noise_statistics():
     config = Randomization()
     rng = np.random.default_rng(1)
-    actions = np.zeros((20000, 20))
-    bias = np.full((20000, 20), 0.1)
-    noisy = perturbations.noisy_actions(actions, bias, rng, config)
+    effects = EpisodeEffects.draw(rng, 20000, 20, config)
+    effects.action_bias[:] = 0.1
+    noisy = perturbations.noisy_actions(np.zeros((20000, 20)), effects, rng, config)
     assert noisy.mean() == pytest.approx(0.1, abs=0.002) and noisy.std() == pytest.approx(0.05, rel=0.03)
-    assert perturbations.noisy_actions(np.ones((5, 20)), np.ones((5, 20)), rng, config).max() <= 1.0
+    # multiplicative noise: actions of 1 vary by 1 * 1.5% on top of the additive 5%
+    effects.action_bias[:] = 0.0
+    effects.action_additive_std[:] = 0.0
+    scaled = perturbations.noisy_actions(np.full((20000, 20), 0.5), effects, rng, config)
+    assert scaled.std() == pytest.approx(0.5 * 0.015, rel=0.03)
+    # each env uses its own magnitude: envs with zero magnitudes get their actions back unchanged
+    effects.action_multiplicative_std[:10000] = 0.0
+    mixed = perturbations.noisy_actions(np.full((20000, 20), 0.5), effects, rng, config)
+    assert (mixed[:10000] == 0.5).all() and mixed[10000:].std() == pytest.approx(0.5 * 0.015, rel=0.03)
+    effects.action_bias[:] = 1.0
+    assert perturbations.noisy_actions(np.ones((20000, 20)), effects, rng, config).max() <= 1.0
 
 
 def test_control_periods_exponential_jitter():
@@ -57,10 +67,17 @@ def test_random_forces_decay_and_scale_with_mass():
     config = Randomization()
     rng = np.random.default_rng(3)
     forces = np.ones((4, 3))
-    decayed = perturbations.update_forces(forces.copy(), np.zeros(4), np.ones(4), rng, config)
+    quiet = EpisodeEffects.draw(rng, 4, 20, config)
+    quiet.force_probability[:] = 0.0
+    decayed = perturbations.update_forces(forces.copy(), quiet, np.ones(4), rng, config)
     np.testing.assert_allclose(decayed, 0.99)
-    pushed = perturbations.update_forces(np.zeros((20000, 3)), np.ones(20000), np.full(20000, 0.1), rng, config)
+    always = EpisodeEffects.draw(rng, 20000, 20, config)
+    always.force_probability[:] = 1.0
+    pushed = perturbations.update_forces(np.zeros((20000, 3)), always, np.full(20000, 0.1), rng, config)
     assert pushed.std() == pytest.approx(0.1, rel=0.03)  # 1 m/s^2 * 0.1 kg
+    always.force_acceleration_std[:10000] = 3.0
+    pushed = perturbations.update_forces(np.zeros((20000, 3)), always, np.full(20000, 0.1), rng, config)
+    assert pushed[:10000].std() == pytest.approx(0.3, rel=0.03) and pushed[10000:].std() == pytest.approx(0.1, rel=0.03)
 
 
 def test_marker_freezing_rate_and_duration():
@@ -70,7 +87,7 @@ def test_marker_freezing_rate_and_duration():
     starts = 0
     for _ in range(200):
         before = frozen
-        frozen = perturbations.freeze_markers(frozen, rng, config, 0.08)
+        frozen = perturbations.freeze_markers(frozen, np.full(2000, 0.2), rng, config, 0.08)
         starts += int(((frozen == 13) & (before <= 1)).sum())
     # 0.2 freezes per second per marker while not frozen; 1 s = 13 steps of 80 ms
     free_marker_seconds = 2000 * 5 * 200 * 0.08 * (1 - 0.2 * 1.04 / (1 + 0.2 * 1.04))
@@ -84,6 +101,8 @@ def test_frozen_markers_repeat_their_last_report():
     true = np.ones((1, 5, 3))
     before = np.zeros((1, 5, 3))
     frozen = np.array([[3, 0, 0, 0, 0]])
-    reported = perturbations.noisy_fingertips(true, before, frozen, np.zeros((1, 5, 3)), rng, config)
+    effects = EpisodeEffects.draw(rng, 1, 20, config)
+    effects.fingertip_bias[:] = 0.0
+    reported = perturbations.noisy_fingertips(true, before, frozen, effects, rng, config)
     np.testing.assert_array_equal(reported[0, 0], 0.0)
     assert np.abs(reported[0, 1:] - 1.0).max() < 0.01

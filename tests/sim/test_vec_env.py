@@ -30,14 +30,15 @@ def test_two_workers_share_the_envs_and_autoreset():
         observation = env.reset(1)
         assert observation["policy"].shape == (5, 22) and observation["critic"].shape == (5, 84)
         done_seen = np.zeros(5, bool)
-        for _ in range(12):
+        for _ in range(15):
             observation, reward, terminated, truncated, info = env.step(np.full((5, 20), 5))
             done = info["episode_done"]
             np.testing.assert_array_equal(done, terminated | truncated)
             assert (info["episode_length"][done] >= 1).all()
             np.testing.assert_array_equal(info["final_critic"][~done], observation["critic"][~done])
             done_seen |= done
-        # with the hand holding still no goal is reached, so every env times out after 10 steps
+        # with the hand holding still an env rarely reaches its goal (one did, by chance, at step 3), so every env
+        # times out 10 steps after its start or its last success
         assert done_seen.all()
 
 

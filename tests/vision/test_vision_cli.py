@@ -166,3 +166,21 @@ def test_render_refuses_bad_policies(tmp_path, capsys, policy_file):
     other_env = export_inference(InferencePolicy(memory, small), tmp_path / "memory.pt")
     assert cli.main([*render, "--policy", str(other_env)]) == 2
     assert "reads 2 observation values but the inhand sim gives 22" in capsys.readouterr().err
+
+
+def test_export_and_eval_never_write_over_their_inputs(tmp_path, capsys):
+    from ros_nodes.bench_system import write_untrained_pose_checkpoint
+
+    model = write_untrained_pose_checkpoint(tmp_path / "model.pt", input_size=48)
+    before = model.read_bytes()
+    assert cli.main(["export", "--checkpoint", str(model), "--out", str(model)]) == 2
+    assert "inhand vision export: --out" in (error := capsys.readouterr().err) and ".onnx extension" in error
+    linked = tmp_path / "model.onnx"  # the checkpoint behind an .onnx name: still the input
+    linked.hardlink_to(model)
+    assert cli.main(["export", "--checkpoint", str(model), "--out", str(linked), "--force"]) == 2
+    assert "an input of this command" in capsys.readouterr().err
+    data = tmp_path / "data"
+    data.mkdir()
+    assert cli.main(["eval", str(model), "--data", str(data), "--out", str(data)]) == 2
+    assert f"{data}, an input of this command" in capsys.readouterr().err
+    assert model.read_bytes() == before
