@@ -19,6 +19,25 @@ def share_tree(folder: str) -> list[tuple[str, list[str]]]:
     return sorted(entries.items())
 
 
+# ROS 2 Kilted's Python stack as PyPI wheels (CPython 3.11, manylinux): rclpy on Fast DDS, the default RMW, plus the
+# message packages our nodes use. Pinned together: they are one ROS release. Elsewhere only the dds transport installs.
+_ROS_MARKER = '; python_version == "3.11" and sys_platform == "linux"'
+ROS_WHEELS = [
+    requirement + _ROS_MARKER
+    for requirement in (
+        "ros-rclpy==9.1.2",
+        "ros-rmw-fastrtps-cpp==9.3.3",
+        "ros-rmw-dds-common==4.0.0",
+        "ros-builtin-interfaces==2.3.0",
+        "ros-std-msgs==5.5.1",
+        "ros-sensor-msgs==5.5.1",
+        "ros-geometry-msgs==5.5.1",
+        "ros-diagnostic-msgs==5.5.1",
+        "ros-rosgraph-msgs==2.3.0",
+    )
+]
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -56,7 +75,9 @@ setup(
     extras_require={
         # sb3-contrib: the peer learner `inhand bench train` measures ours against
         "bench": ["sb3-contrib>=2.9"],
-        "test": ["pytest>=8", "mcap-ros2-support>=0.5", "sb3-contrib>=2.9"],
+        "ros": ROS_WHEELS,
+        # the test suite runs every transport backend, rclpy included
+        "test": ["pytest>=8", "mcap-ros2-support>=0.5", "sb3-contrib>=2.9", *ROS_WHEELS],
     },
     entry_points={
         "console_scripts": [

@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("policies.cli", "eval", "evaluate a policy checkpoint; prints JSON"),
     "export": ("policies.cli", "export", "inference-only policy.pt + stateful policy.onnx"),
     "vision": ("vision.cli", "main", "pose estimator: render, train, eval, export"),
-    "launch": ("ros_nodes.launch", "main", "run a ROS 2 YAML launch file's nodes as processes (dds backend)"),
+    "launch": ("ros_nodes.launch", "main", "run a ROS 2 YAML launch file's nodes as processes (rclpy or dds)"),
     "record": ("ros_nodes.recorder", "main", "record the graph's topics into a rosbag2 MCAP bag"),
     "replay": ("ros_nodes.replay", "main", "replay a bag: video, re-simulation, republishing"),
     "bench": ("inhand.bench", "main", "benchmarks that print JSON (sim, transport, ...)"),

@@ -93,15 +93,18 @@ def _percentiles(values_ms: list[float]) -> dict[str, float | None]:
 
 def launch_system(checkpoint: Path, bag: Path, log_dir: Path, domain_id: int, camera_size: int,
                   extra: list[str] | None = None,
-                  launch_file: str = "launch/sim_state.launch.yaml") -> subprocess.Popen[str]:
-    """`inhand launch LAUNCH_FILE` (sim_state by default) as a child process on DDS domain `domain_id`."""
+                  launch_file: str = "launch/sim_state.launch.yaml", transport: str = "dds",
+                  node_transports: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`inhand launch LAUNCH_FILE` (sim_state by default) as a child process on ROS domain `domain_id`, its nodes on
+    `transport` except those named in node_transports."""
     root = Path(__file__).resolve().parent.parent
     environment = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"),
                        PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen(
         [sys.executable, "-m", "ros_nodes.launch", str(data_path(launch_file)),
          f"checkpoint:={checkpoint}", f"bag:={bag}", f"camera_size:={camera_size}", *(extra or []),
-         "--log-dir", str(log_dir)],
+         "--log-dir", str(log_dir), "--transport", transport,
+         *(f"--transport-of={name}={chosen}" for name, chosen in (node_transports or {}).items())],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

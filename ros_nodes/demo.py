@@ -146,7 +146,8 @@ def run_system(args: argparse.Namespace, policy: Path, pose: Path) -> dict[str, 
         "camera_size": str(args.camera_size), "seed": str(args.seed),
         "record_images": "true" if args.record_images else "false",
     })
-    runner = LaunchRunner(plan, args.out / "logs" / stamp)
+    # on Cyclone DDS, as the figures in the README were measured; `inhand launch` defaults to rclpy
+    runner = LaunchRunner(plan, args.out / "logs" / stamp, transport="dds")
 
     from ros_nodes.transport import create_node
 

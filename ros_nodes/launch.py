@@ -5,8 +5,9 @@ The file is read with the subset of the YAML frontend the project's launch files
 
     launch:
     - arg: {name: N, default: D}                          # default optional; then N:=V is required
-    - node: {pkg: inhand, exec: E, name: N, namespace: NS, output: screen|log|both,
-             param: [{name: P, value: V} | {from: PARAMS_FILE}], remap: [{from: A, to: B}]}
+    - node: {pkg: inhand, exec: E, name: N, namespace: NS, output: screen|log|both, on_exit: shutdown,
+             param: [{name: P, value: V} | {from: PARAMS_FILE}], remap: [{from: A, to: B}],
+             env: [{name: VAR, value: V}]}
     - group: [push-ros-namespace: {namespace: NS}, node, group, include, arg, ...]
     - include: {file: F, arg: [{name: N, value: V}]}
     - push-ros-namespace: {namespace: NS}
@@ -14,9 +15,11 @@ The file is read with the subset of the YAML frontend the project's launch files
 Substitutions: $(var NAME), $(find-pkg-share inhand), $(env NAME [default]). Anything else is an error naming the
 file, the tag and what is supported. Each node runs as its own process, `python -m ros_nodes.<module> --ros-args
 -r __node:=NAME -r __ns:=NS -r FROM:=TO -p NAME:=VALUE` (params files are resolved here, in order, into -p values),
-on the dds backend. Ctrl-C (or SIGTERM) sends SIGINT to every node, then SIGTERM and SIGKILL to those still running
-after sigint_timeout_s / sigterm_timeout_s; when a node exits by itself, its name and exit code are reported and the
-others are stopped.
+on the transport of --transport (rclpy where it imports, else dds; a node's `env` may set INHAND_TRANSPORT for it
+alone). Ctrl-C (or SIGTERM) sends SIGINT to every node, then SIGTERM and SIGKILL to those still running after
+sigint_timeout_s / sigterm_timeout_s. As in ros2 launch, a node that exits by itself ends the launch only if the file
+says `on_exit: shutdown` for it; otherwise its exit is reported and the others keep running. The launch exits
+non-zero when any node failed: exited with a non-zero code, before or during shutdown, or had to be killed.
 """
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ from typing import Any, TextIO
 import yaml
 
 from ros_nodes.node_main import PARENT_PID_ENV, params_file_values
+from ros_nodes.transport import rclpy_available
 from ros_nodes.transport.names import normalize_namespace
+from ros_nodes.transport.ros_env import ros_environment
 from sim import paths
 from sim.config_loading import ConfigError, read_yaml
 from sim.errors import InhandError
@@ -55,8 +60,10 @@ EXECUTABLES: dict[str, str] = {
     "pose_estimator": "ros_nodes.pose_estimator",
 }
 TAGS = ("arg", "node", "group", "include", "push-ros-namespace")
-NODE_KEYS = ("pkg", "exec", "name", "namespace", "param", "remap", "output")
+NODE_KEYS = ("pkg", "exec", "name", "namespace", "param", "remap", "output", "on_exit", "env")
 OUTPUTS = ("screen", "log", "both")
+ON_EXIT = ("shutdown",)
+TRANSPORTS = ("rclpy", "dds")
 TAIL_LINES = 10  # lines of a failed node's log shown on the console
 _SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
 
@@ -82,6 +89,8 @@ class NodeAction:
     remappings: list[tuple[str, str]]
     output: str
     source: str
+    on_exit: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
 
     def command(self) -> list[str]:
         """The node's command line."""
@@ -292,6 +301,16 @@ class _Loader:
             if "name" not in entry or "value" not in entry:
                 raise LaunchError(f"{where}: each param needs name and value (or from: PARAMS_FILE)")
             parameters[str(entry["name"])] = _typed(entry["value"], scope, where)
+        on_exit = substitute(attributes.get("on_exit"), scope, where)
+        if on_exit is not None and on_exit not in ON_EXIT:
+            raise LaunchError(f"{where}: on_exit {on_exit!r} is not supported; supported: {', '.join(ON_EXIT)}")
+        environment = {}
+        for entry in _list(attributes.get("env"), where, "env"):
+            entry = _mapping(entry, where, "env")
+            _check_keys(entry, ("name", "value"), where, "env")
+            if "name" not in entry or "value" not in entry:
+                raise LaunchError(f"{where}: each env entry needs name and value")
+            environment[str(substitute(entry["name"], scope, where))] = str(substitute(_yaml_text(entry["value"]), scope, where))
         remappings = []
         for entry in _list(attributes.get("remap"), where, "remap"):
             entry = _mapping(entry, where, "remap")
@@ -300,7 +319,8 @@ class _Loader:
         if any(existing.name == name and existing.namespace == namespace for existing in self.plan.nodes):
             raise LaunchError(f"{where}: a second node named {name!r} in namespace {namespace!r}")
         self.plan.nodes.append(
-            NodeAction(executable, EXECUTABLES[executable], name, namespace, parameters, remappings, output, source)
+            NodeAction(executable, EXECUTABLES[executable], name, namespace, parameters, remappings, output, source,
+                       on_exit, environment)
         )
 
 
@@ -359,20 +379,38 @@ def _pump(child: _Child, echo: bool, lock: threading.Lock) -> None:
                 sys.stdout.flush()
 
 
+def default_transport() -> str:
+    """rclpy where it imports (the `ros` extra or a ROS 2 installation), else dds."""
+    return "rclpy" if rclpy_available() else "dds"
+
+
 class LaunchRunner:
     """Starts a plan's nodes as processes and stops them together."""
 
     def __init__(
-        self, plan: LaunchPlan, log_dir: Path, sigint_timeout_s: float = 5.0, sigterm_timeout_s: float = 5.0
+        self, plan: LaunchPlan, log_dir: Path, sigint_timeout_s: float = 5.0, sigterm_timeout_s: float = 5.0,
+        transport: str | None = None, node_transports: dict[str, str] | None = None,
     ) -> None:
+        transport = transport or default_transport()
+        node_transports = dict(node_transports or {})
+        names = [action.name for action in plan.nodes]
+        for name, chosen in [("", transport), *node_transports.items()]:
+            if chosen not in TRANSPORTS:
+                raise LaunchError(f"transport {chosen!r} is not supported; supported: {', '.join(TRANSPORTS)}")
+            if name and name not in names:
+                raise LaunchError(f"--transport-of {name}={chosen}: no node {name!r} in the launch; nodes: {names}")
+        self.node_transports = node_transports
         self.plan = plan
         self.log_dir = log_dir
         self.sigint_timeout_s = sigint_timeout_s
         self.sigterm_timeout_s = sigterm_timeout_s
+        self.transport = transport
         self.children: list[_Child] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stopped = False
+        self._reported: set[int] = set()  # pids whose exit was reported
+        self._trigger: _Child | None = None  # the on_exit: shutdown node that ended the launch
 
     def report(self, text: str) -> None:
         """One line from the launcher itself."""
@@ -382,10 +420,14 @@ class LaunchRunner:
     def start(self) -> None:
         """Start every node."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        environment = dict(os.environ, INHAND_TRANSPORT="dds", PYTHONUNBUFFERED="1")
-        environment[PARENT_PID_ENV] = str(os.getpid())
+        # children start with the ROS 2 wheels' library path, so rclpy loads without re-executing Python
+        base = ros_environment(dict(os.environ, INHAND_TRANSPORT=self.transport, PYTHONUNBUFFERED="1"))
+        base[PARENT_PID_ENV] = str(os.getpid())
         for action in self.plan.nodes:
             log = (self.log_dir / f"{action.name}.log").open("w") if action.output in ("log", "both") else None
+            environment = base | action.environment
+            if action.name in self.node_transports:
+                environment["INHAND_TRANSPORT"] = self.node_transports[action.name]
             process = subprocess.Popen(
                 action.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=environment, start_new_session=True,
@@ -394,7 +436,9 @@ class LaunchRunner:
             child.pump = threading.Thread(target=_pump, args=(child, action.output != "log", self._lock), daemon=True)
             child.pump.start()
             self.children.append(child)
-            self.report(f"started {action.namespace.rstrip('/')}/{action.name} (pid {process.pid}): {action.module}")
+            transport = environment["INHAND_TRANSPORT"]
+            self.report(f"started {action.namespace.rstrip('/')}/{action.name} (pid {process.pid}) on {transport}: "
+                        f"{action.module}")
 
     def report_tail(self, child: _Child) -> None:
         """The last lines of a failed node whose output went only to its log file."""
@@ -411,22 +455,40 @@ class LaunchRunner:
         self._stop.set()
 
     def run(self) -> int:
-        """Wait until Ctrl-C or a node exits; stop all; return 0, or the exit code of the node that failed."""
-        exit_code = 0
+        """Run until Ctrl-C, an on_exit: shutdown node's exit, or every node's exit; stop all; return the exit code."""
         while not self._stop.is_set():
-            ended = [child for child in self.children if child.process.poll() is not None]
-            if ended:
-                child = ended[0]
-                code = child.process.returncode
+            for child in self.children:
+                code = child.process.poll()
+                if code is None or child.process.pid in self._reported:
+                    continue
+                self._reported.add(child.process.pid)
+                shutdown = child.action.on_exit == "shutdown"
+                consequence = "stopping the others (on_exit: shutdown)" if shutdown else \
+                    "the others keep running (no on_exit: shutdown)"
                 self.report(f"process {child.action.name} (pid {child.process.pid}) exited with code {code}; "
-                            "stopping the others")
+                            f"{consequence}")
                 if code != 0 and child.action.output == "log":
                     self.report_tail(child)
-                exit_code = code if code > 0 else (1 if code < 0 else 0)
+                if shutdown:
+                    self._trigger = child
+                    self._stop.set()
+                    break
+            if all(child.process.poll() is not None for child in self.children):
                 break
             self._stop.wait(0.05)
         self.shutdown()
-        return exit_code
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        """0 when every node ended cleanly; else the code of the node that ended the launch, or of the first that
+        failed (1 for a node killed by a signal)."""
+        failed = [c for c in self.children if c.process.returncode not in (0, None)]
+        if self._trigger is not None and self._trigger.process.returncode:
+            failed.insert(0, self._trigger)
+        if not failed:
+            return 0
+        code = failed[0].process.returncode
+        return code if code > 0 else 1
 
     def shutdown(self) -> None:
         """SIGINT to every running node; SIGTERM, then SIGKILL, to those that outlive the timeouts."""
@@ -454,8 +516,8 @@ class LaunchRunner:
             if child.log is not None:
                 child.log.close()
             code = child.process.returncode
-            if code not in (0, None):
-                self.report(f"{child.action.name} exited with code {code}")
+            if code not in (0, None) and child.process.pid not in self._reported:
+                self.report(f"{child.action.name} exited with code {code} while shutting down")
 
 
 def _parse_arguments(pairs: list[str]) -> dict[str, str]:
@@ -470,7 +532,7 @@ def _parse_arguments(pairs: list[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """`inhand launch FILE [name:=value ...]`."""
-    parser = argparse.ArgumentParser(prog="inhand launch", description="Run a ROS 2 YAML launch file without ROS 2.")
+    parser = argparse.ArgumentParser(prog="inhand launch", description="Run a ROS 2 YAML launch file's nodes as processes.")
     parser.add_argument("file", help="a *.launch.yaml (a path, or a name under the package's launch/ folder)")
     parser.add_argument("arguments", nargs="*", help="launch arguments, name:=value")
     parser.add_argument("--print", action="store_true", help="print each node's command line and exit")
@@ -478,6 +540,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the nodes' logs (default: $ROS_LOG_DIR or ~/.ros/log, then inhand_launch_<time>)")
     parser.add_argument("--sigint-timeout", type=float, default=5.0, help="seconds from SIGINT to SIGTERM (default 5)")
     parser.add_argument("--sigterm-timeout", type=float, default=5.0, help="seconds from SIGTERM to SIGKILL (default 5)")
+    parser.add_argument("--transport", choices=TRANSPORTS, default=None,
+                        help="the nodes' transport (default: rclpy where it imports, else dds)")
+    parser.add_argument("--transport-of", action="append", default=[], metavar="NODE=TRANSPORT",
+                        help="one node's transport, e.g. hand_driver=dds (repeatable; mixed systems)")
     args = parser.parse_args(argv)
     if not (args.sigint_timeout >= 0 and args.sigterm_timeout >= 0):  # NaN too
         parser.error("--sigint-timeout and --sigterm-timeout are seconds, >= 0")
@@ -497,7 +563,17 @@ def main(argv: list[str] | None = None) -> int:
     base = args.log_dir or Path(os.environ.get("ROS_LOG_DIR") or Path.home() / ".ros" / "log")
     log_dir = base if args.log_dir else base / time.strftime("inhand_launch_%Y%m%d_%H%M%S")
     check_output_dir(log_dir, [path], option="--log-dir")
-    runner = LaunchRunner(plan, log_dir, args.sigint_timeout, args.sigterm_timeout)
+    node_transports = {}
+    for item in args.transport_of:
+        name, separator, chosen = item.partition("=")
+        if not separator:
+            parser.error(f"--transport-of {item!r}: expected NODE=TRANSPORT, e.g. hand_driver=dds")
+        node_transports[name] = chosen
+    try:
+        runner = LaunchRunner(plan, log_dir, args.sigint_timeout, args.sigterm_timeout, args.transport, node_transports)
+    except LaunchError as error:
+        print(f"inhand launch: {error}", file=sys.stderr)
+        return 2
     previous = {signum: signal.signal(signum, lambda *_: runner.request_stop()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         runner.report(f"{len(plan.nodes)} nodes from {path}; logs in {log_dir}")

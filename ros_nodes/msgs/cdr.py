@@ -2,7 +2,9 @@
 
 Alignment of an n-byte primitive is n (max 8), counted from the end of the header. As in rosbags' and ROS 2's
 serializers, a sequence with no elements adds no padding for its (absent) elements, and the message carries no
-trailing padding; DDS writers may pad the sample to a multiple of 4, which the reader accepts.
+trailing padding. Other writers may end a sample with up to 7 bytes of alignment, which the reader accepts: Fast DDS
+(rclpy's default RMW) pads the sample to a multiple of 4 and, after an empty float64 sequence at the end (a JointState
+without efforts), aligns to 8 for the absent elements.
 """
 from __future__ import annotations
 
@@ -285,7 +287,7 @@ def _message_reader(cls: type) -> ReaderFn:
 
 
 def deserialize(data: bytes | bytearray | memoryview, message_type: type | str) -> Any:
-    """CDR bytes (with header, either byte order, up to 3 bytes of DDS padding) -> message dataclass."""
+    """CDR bytes (with header, either byte order, up to 7 bytes of trailing alignment) -> message dataclass."""
     cls = message_class(message_type) if isinstance(message_type, str) else message_type
     view = memoryview(data).cast("B")
     if len(view) < HEADER_SIZE:
@@ -302,9 +304,9 @@ def deserialize(data: bytes | bytearray | memoryview, message_type: type | str) 
     except _Failure as failure:
         raise CdrError(f"{cls.ROS_TYPE}: cannot deserialize {failure.describe()} ({len(view)} bytes in all)") from None
     trailing = reader.end - reader.pos
-    if trailing > 3:
+    if trailing > 7:
         raise CdrError(
             f"{cls.ROS_TYPE}: {trailing} unexpected bytes after the message "
-            f"(a message ends at offset {reader.pos - HEADER_SIZE}; padding is at most 3 bytes)"
+            f"(a message ends at offset {reader.pos - HEADER_SIZE}; alignment padding is at most 7 bytes)"
         )
     return message

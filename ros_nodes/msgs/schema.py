@@ -122,8 +122,9 @@ REGISTRY: dict[str, type] = {}
 MessageT = TypeVar("MessageT")
 
 
-def ros_message(ros_type: str) -> Callable[[type[MessageT]], type[MessageT]]:
-    """Class decorator: fields declared with ros_field() -> a dataclass with ROS_TYPE, DDS_TYPE and FIELDS."""
+def ros_message(ros_type: str, register: bool = True) -> Callable[[type[MessageT]], type[MessageT]]:
+    """Class decorator: fields declared with ros_field() -> a dataclass with ROS_TYPE, DDS_TYPE and FIELDS; registered
+    (recordable, replayable) unless register=False, as for the ROS graph's internal messages."""
     parts = ros_type.split("/")
     if len(parts) != 3 or parts[1] != "msg":
         raise ValueError(f"ROS type {ros_type!r} must look like 'package/msg/Name'")
@@ -143,7 +144,8 @@ def ros_message(ros_type: str) -> Callable[[type[MessageT]], type[MessageT]]:
         cls.FIELDS = tuple(specs)  # type: ignore[attr-defined]
         data_cls = dataclass(eq=False)(cls)
         data_cls.__eq__ = _message_eq  # type: ignore[method-assign]
-        REGISTRY[ros_type] = data_cls
+        if register:
+            REGISTRY[ros_type] = data_cls
         return data_cls
 
     return wrap

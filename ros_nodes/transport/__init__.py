@@ -2,12 +2,12 @@
 "rclpy" (a ROS 2 installation), "dds" (Cyclone DDS speaking ROS 2's wire conventions) and "inproc" (tests)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from ros_nodes.transport.names import InvalidNameError, parse_remapping, resolve_name
+from ros_nodes.transport.ros_env import rclpy_import_error
 from ros_nodes.transport.node import (
     CLOCK_QOS,
     DEFAULT_QOS,
@@ -25,8 +25,8 @@ BACKEND_ENV = "INHAND_TRANSPORT"
 
 
 def rclpy_available() -> bool:
-    """True when rclpy can be imported (a sourced ROS 2 installation)."""
-    return importlib.util.find_spec("rclpy") is not None
+    """True when rclpy imports here (the ROS 2 wheels of the `ros` extra, or a sourced ROS 2 installation)."""
+    return rclpy_import_error() is None
 
 
 def default_backend() -> str:
@@ -58,11 +58,12 @@ def create_node(
 
         return DdsNode(name, namespace, parameters, remappings, domain_id=domain_id, config=dds_config)
     if backend == "rclpy":
-        if not rclpy_available():
-            raise RuntimeError("backend 'rclpy' needs a ROS 2 installation (source its setup.bash); try 'dds'")
+        problem = rclpy_import_error()
+        if problem is not None:
+            raise RuntimeError(f"backend 'rclpy': {problem}; or use backend 'dds'")
         from ros_nodes.transport.rclpy_backend import RclpyNode
 
-        return RclpyNode(name, namespace, parameters, remappings)
+        return RclpyNode(name, namespace, parameters, remappings, domain_id=domain_id)
     raise ValueError(f"unknown transport backend {backend!r}; expected one of {BACKENDS}")
 
 

@@ -1,8 +1,10 @@
 """Cyclone DDS backend that speaks ROS 2's wire conventions, so ROS 2 nodes (rmw_cyclonedds, rmw_fastrtps) see it.
 
 Topic /a/b is DDS topic "rt/a/b" of type "pkg::msg::dds_::T_", keyless, XCDR1; the sample bytes are exactly our
-CDR encoding (the same bytes rosbag2 records). Participants carry USER_DATA "enclave=/;" like rmw's. Unless
-configured otherwise, Cyclone runs on loopback only: interface lo, no multicast, unicast discovery to 127.0.0.1.
+CDR encoding (the same bytes rosbag2 records). Participants carry USER_DATA "enclave=/;" like rmw's and announce
+their node on ros_discovery_info (dds_graph), so ROS 2 tools list it by name. Unless configured otherwise, Cyclone
+runs on loopback only (interface lo, no multicast, unicast discovery to 127.0.0.1) and matches Fast DDS endpoints
+by type name, ignoring the XTypes type information Fast DDS sends (Cyclone rejects it as invalid).
 """
 from __future__ import annotations
 
@@ -14,16 +16,17 @@ from typing import Any
 
 from cyclonedds.core import GuardCondition, InstanceState, Policy, Qos, ReadCondition, SampleState, ViewState, WaitSet
 from cyclonedds.domain import Domain, DomainParticipant
-from cyclonedds.idl import IdlStruct, make_idl_struct
-from cyclonedds.idl import types as idl
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
-from ros_nodes.msgs.schema import FieldSpec
+from ros_nodes.msgs.type_hashes import TYPE_HASHES
+from ros_nodes.transport.dds_graph import GraphAnnouncer
+from ros_nodes.transport.dds_types import raw_sample, topic_type
 from ros_nodes.transport.names import dds_topic_name
 from ros_nodes.transport.node import LoopNode, QosProfile, Subscription
+from ros_nodes.transport.ros_env import domain_id_from_env
 
 CONFIG_ENV = "INHAND_DDS_CONFIG"
 MAX_PARTICIPANTS_PER_HOST = 32  # participant indices Cyclone probes on 127.0.0.1 during unicast discovery
@@ -35,6 +38,12 @@ LOOPBACK_CONFIG = f"""<?xml version="1.0" encoding="UTF-8"?>
       <Interfaces><NetworkInterface name="lo"/></Interfaces>
       <AllowMulticast>false</AllowMulticast>
     </General>
+    <Compatibility>
+      <!-- Fast DDS (vendor 1.15, rclpy's default RMW) sends XTypes type objects that Cyclone rejects as invalid
+           ("ddsi_xt_type_add_typeobj with invalid type object"); an endpoint whose type cannot be resolved never
+           matches, so no sample flows. ROS 2 types are matched by name, as rmw does: ignore Fast DDS's type info. -->
+      <IgnoreTypeInformation>1.15</IgnoreTypeInformation>
+    </Compatibility>
     <Discovery>
       <ParticipantIndex>auto</ParticipantIndex>
       <MaxAutoParticipantIndex>{MAX_PARTICIPANTS_PER_HOST}</MaxAutoParticipantIndex>
@@ -43,23 +52,6 @@ LOOPBACK_CONFIG = f"""<?xml version="1.0" encoding="UTF-8"?>
   </Domain>
 </CycloneDDS>
 """
-
-_PRIMITIVE_IDL: dict[str, Any] = {
-    "bool": bool, "byte": idl.byte, "char": idl.uint8, "int8": idl.int8, "uint8": idl.uint8, "int16": idl.int16,
-    "uint16": idl.uint16, "int32": idl.int32, "uint32": idl.uint32, "int64": idl.int64, "uint64": idl.uint64,
-    "float32": idl.float32, "float64": idl.float64, "string": str,
-}
-
-
-def domain_id_from_env() -> int:
-    """ROS_DOMAIN_ID (0 when unset), checked against the range ROS 2 allows."""
-    text = os.environ.get("ROS_DOMAIN_ID", "").strip()
-    if not text:
-        return 0
-    if not text.isdigit() or not 0 <= int(text) <= 232:
-        raise ValueError(f"ROS_DOMAIN_ID={text!r}: expected an integer in 0..232")
-    return int(text)
-
 
 def dds_config(explicit: str | None = None) -> str | None:
     """The Cyclone config: `explicit`, else $INHAND_DDS_CONFIG (XML or file; empty = Cyclone's own
@@ -92,79 +84,32 @@ def _ensure_domain(domain_id: int, config: str | None) -> None:
         _DOMAINS[domain_id] = (Domain(domain_id, config) if config is not None else None, config)
 
 
-def _idl_field(spec: FieldSpec) -> Any:
-    element = idl_struct(spec.element) if spec.is_message else _PRIMITIVE_IDL[spec.element]  # type: ignore[index]
-    if spec.is_sequence:
-        return idl.sequence[element]
-    if spec.length is not None:
-        return idl.array[element, spec.length]
-    return element
-
-
-_IDL_STRUCTS: dict[type, type[IdlStruct]] = {}
-_TOPIC_TYPES: dict[type, type[IdlStruct]] = {}
-
-
-def idl_struct(msg_type: type) -> type[IdlStruct]:
-    """The Cyclone IDL struct of a message: same name, fields and layout as the type rosidl generates."""
-    if msg_type not in _IDL_STRUCTS:
-        fields = {spec.name: _idl_field(spec) for spec in msg_type.FIELDS}
-        _IDL_STRUCTS[msg_type] = make_idl_struct(msg_type.DDS_TYPE.split("::")[-1], msg_type.DDS_TYPE, fields)
-    return _IDL_STRUCTS[msg_type]
-
-
-class _RawSample:
-    """What a reader of a topic type returns: the sample's CDR bytes (with header) and Cyclone's sample info."""
-
-    __slots__ = ("data", "sample_info")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-def _send_raw(sample: Any, buffer: Any = None, endianness: Any = None, use_version_2: Any = None) -> bytes:
-    return sample._cdr
-
-
-def _receive_raw(cls: type, data: bytes, has_header: bool = True, use_version_2: Any = None) -> _RawSample:
-    return _RawSample(data)
-
-
-def topic_type(msg_type: type) -> type[IdlStruct]:
-    """The IDL struct a topic is created with: its type information is the real one (for type matching), but its
-    samples carry our CDR bytes untouched in both directions."""
-    if msg_type not in _TOPIC_TYPES:
-        fields = {spec.name: _idl_field(spec) for spec in msg_type.FIELDS}
-        cls = make_idl_struct(msg_type.DDS_TYPE.split("::")[-1], msg_type.DDS_TYPE, fields)
-        # Cyclone's type builder walks base classes, so the raw hooks are attached, not inherited.
-        cls.serialize = _send_raw  # type: ignore[method-assign]
-        cls.deserialize = classmethod(_receive_raw)  # type: ignore[method-assign, assignment]
-        _TOPIC_TYPES[msg_type] = cls
-    return _TOPIC_TYPES[msg_type]
-
-
-def raw_sample(msg_type: type, data: bytes) -> Any:
-    """A sample of topic_type(msg_type) that writes `data` as it is."""
-    cls = topic_type(msg_type)
-    sample = cls.__new__(cls)
-    sample._cdr = data
-    return sample
-
-
-def dds_qos(qos: QosProfile) -> Qos:
-    """Our QoS -> Cyclone QoS as rmw sets it: KEEP_LAST(depth), reliability, VOLATILE, XCDR1 data."""
+def dds_qos(qos: QosProfile, msg_type: type | None = None) -> Qos:
+    """Our QoS -> Cyclone QoS as rmw sets it: KEEP_LAST(depth), reliability, VOLATILE, XCDR1 data, and the type's
+    hash in USER_DATA ("typehash=RIHS01_...;", what `ros2 topic info -v` shows)."""
     reliability = (
         Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100))
         if qos.reliable
         else Policy.Reliability.BestEffort
     )
-    return Qos(
+    policies = [
         reliability,
         Policy.History.KeepLast(qos.depth),
         Policy.Durability.Volatile,
         Policy.DataRepresentation(use_cdrv0_representation=True),
-    )
+    ]
+    type_hash = TYPE_HASHES.get(msg_type.ROS_TYPE) if msg_type is not None else None
+    if type_hash is not None:
+        policies.append(Policy.Userdata(f"typehash={type_hash};".encode()))
+    return Qos(*policies)
 
+
+DISCOVERY_QOS = Qos(  # what rmw's ros_discovery_info writer offers: late joiners get the latest sample
+    Policy.Reliability.Reliable(max_blocking_time=duration(milliseconds=100)),
+    Policy.History.KeepLast(1),
+    Policy.Durability.TransientLocal,
+    Policy.DataRepresentation(use_cdrv0_representation=True),
+)
 
 _ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
 _TAKE_BATCH = 64
@@ -200,8 +145,16 @@ class DdsNode(LoopNode):
         self._waitset = WaitSet(self._participant)
         self._guard = GuardCondition(self._participant)
         self._waitset.attach(self._guard)
+        self._graph = GraphAnnouncer(self._participant, DISCOVERY_QOS)
+        self._waitset.attach(self._graph.condition)
         super().__init__(name, namespace, parameters, remappings)
         self._start_clock()
+        self._announce()
+
+    def _announce(self) -> None:
+        """Tell the ROS graph which readers and writers are this node's (after each one is created)."""
+        readers = [reader.guid for _, reader, _ in self._readers]
+        self._graph.update(self.namespace, self.name, readers, [writer.guid for writer in self._writers])
 
     def _topic(self, msg_type: type, topic: str) -> Topic:
         name = dds_topic_name(topic)
@@ -219,8 +172,9 @@ class DdsNode(LoopNode):
     def _open_writer(
         self, msg_type: type, topic: str, qos: QosProfile
     ) -> tuple[Callable[[bytes], None], Callable[[], int]]:
-        writer = DataWriter(self._participant, self._topic(msg_type, topic), qos=dds_qos(qos))
+        writer = DataWriter(self._participant, self._topic(msg_type, topic), qos=dds_qos(qos, msg_type))
         self._writers.append(writer)
+        self._announce()
 
         def send(data: bytes) -> None:
             if not self.is_shutdown:
@@ -233,10 +187,11 @@ class DdsNode(LoopNode):
 
     def _open_reader(self, subscription: Subscription) -> None:
         topic = self._topic(subscription.msg_type, subscription.topic)
-        reader = DataReader(self._participant, topic, qos=dds_qos(subscription.qos))
+        reader = DataReader(self._participant, topic, qos=dds_qos(subscription.qos, subscription.msg_type))
         condition = ReadCondition(reader, _ANY_STATE)
         self._waitset.attach(condition)
         self._readers.append((subscription, reader, condition))
+        self._announce()
 
     def _wait_for_data(self, timeout_s: float) -> list[tuple[Subscription, bytes]]:
         ready = self._take_all()
@@ -247,6 +202,7 @@ class DdsNode(LoopNode):
         return self._take_all()
 
     def _take_all(self) -> list[tuple[Subscription, bytes]]:
+        self._graph.poll()
         ready = []
         for subscription, reader, _ in self._readers:
             for sample in reader.take(_TAKE_BATCH):
@@ -260,6 +216,7 @@ class DdsNode(LoopNode):
     def _close(self) -> None:
         for entity in [c for _, _, c in self._readers] + [r for _, r, _ in self._readers] + self._writers:
             _delete(entity)
+        self._graph.close()
         for entity in [*self._topics.values(), self._guard, self._waitset, self._participant]:
             _delete(entity)
         self._readers.clear()

@@ -33,10 +33,13 @@ class _Bus:
             else:
                 self.types[topic] = (ros_type, count - 1)
 
-    def send(self, topic: str, data: bytes) -> None:
+    def matched(self, topic: str, reliable: bool) -> list[_Inbox]:
+        """The inboxes a writer of this reliability matches: a RELIABLE reader never matches a BEST_EFFORT writer."""
         with self.lock:
-            inboxes = list(self.inboxes.get(topic, ()))
-        for inbox in inboxes:
+            return [inbox for inbox in self.inboxes.get(topic, ()) if reliable or not inbox.subscription.qos.reliable]
+
+    def send(self, topic: str, data: bytes, reliable: bool) -> None:
+        for inbox in self.matched(topic, reliable):
             inbox.put(data)
 
 
@@ -96,11 +99,10 @@ class InprocNode(LoopNode):
 
         def send(data: bytes) -> None:
             if not self.is_shutdown:
-                bus.send(topic, data)
+                bus.send(topic, data, qos.reliable)
 
         def count() -> int:
-            with bus.lock:
-                return len(bus.inboxes.get(topic, ()))
+            return len(bus.matched(topic, qos.reliable))
 
         return send, count
 

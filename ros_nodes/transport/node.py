@@ -176,7 +176,7 @@ class Node(ABC):
         if name in self._parameters:
             raise ValueError(f"node {self.fully_qualified_name}: parameter {name!r} is already declared")
         value = self._parameter_overrides.get(name, default)
-        self._parameters[name] = _checked_parameter(self.fully_qualified_name, name, value, default)
+        self._parameters[name] = checked_parameter(self.fully_qualified_name, name, value, default)
         return self._parameters[name]
 
     def get_parameter(self, name: str) -> Any:
@@ -191,7 +191,7 @@ class Node(ABC):
 
     def set_parameter(self, name: str, value: Any) -> None:
         """Change a declared parameter (same type as its current value)."""
-        self._parameters[name] = _checked_parameter(self.fully_qualified_name, name, value, self.get_parameter(name))
+        self._parameters[name] = checked_parameter(self.fully_qualified_name, name, value, self.get_parameter(name))
 
     @abstractmethod
     def create_publisher(self, msg_type: type, topic: str, qos: QosProfile | int = DEFAULT_QOS) -> Publisher:
@@ -259,7 +259,7 @@ class Node(ABC):
         self.shutdown()
 
 
-def _checked_parameter(node: str, name: str, value: Any, reference: Any) -> Any:
+def checked_parameter(node: str, name: str, value: Any, reference: Any) -> Any:
     """`value` if its type fits the reference's (ints are accepted for floats), else a clear error."""
     if isinstance(reference, bool) or isinstance(value, bool):
         compatible = isinstance(value, bool) and isinstance(reference, bool)
@@ -317,7 +317,7 @@ class LoopNode(Node):
 
     def create_publisher(self, msg_type: type, topic: str, qos: QosProfile | int = DEFAULT_QOS) -> Publisher:
         self._check_alive()
-        _check_message_type(msg_type)
+        check_message_type(msg_type)
         resolved, profile = self.resolve_topic(topic), as_qos(qos)
         return Publisher(msg_type, resolved, profile, *self._open_writer(msg_type, resolved, profile))
 
@@ -330,7 +330,7 @@ class LoopNode(Node):
         raw: bool = False,
     ) -> Subscription:
         self._check_alive()
-        _check_message_type(msg_type)
+        check_message_type(msg_type)
         subscription = Subscription(msg_type, self.resolve_topic(topic), as_qos(qos), callback, raw)
         self._open_reader(subscription)
         self._subscriptions.append(subscription)
@@ -409,6 +409,7 @@ class LoopNode(Node):
         """Release the backend's entities."""
 
 
-def _check_message_type(msg_type: type) -> None:
+def check_message_type(msg_type: type) -> None:
+    """Raise unless msg_type is one of our message classes."""
     if not hasattr(msg_type, "ROS_TYPE") or not hasattr(msg_type, "FIELDS"):
         raise TypeError(f"{msg_type!r} is not a ros_nodes.msgs message class")

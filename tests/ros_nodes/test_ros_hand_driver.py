@@ -10,7 +10,7 @@ import pytest
 from ros_nodes import msgs
 from ros_nodes.hand_driver import DriverConfig, HandDriver
 from ros_nodes.joint_map import controller_topic
-from ros_nodes.transport import create_node
+from ros_nodes.transport import QosProfile, create_node
 from sim.config_loading import ConfigError
 
 _domains = itertools.count(3000)
@@ -23,7 +23,8 @@ class Listener:
         self.node = create_node("listener", backend="inproc", domain_id=domain)
         self.received: dict[str, list] = {topic: [] for topic in topics}
         for topic, msg_type in topics.items():
-            self.node.create_subscription(msg_type, topic, self.received[topic].append, 1000)
+            # best effort matches the driver's reliable topics and its best-effort images alike
+            self.node.create_subscription(msg_type, topic, self.received[topic].append, QosProfile(1000, reliable=False))
 
     def spin(self) -> None:
         while self.node.spin_once(0.0):

@@ -52,7 +52,8 @@ launch:
       file: inner.launch.yaml
       arg:
       - {name: mode, value: z}
-- node: {pkg: inhand, exec: recorder, namespace: /other, param: [{name: bag, value: "$(find-pkg-share inhand)/b"}]}
+- node: {pkg: inhand, exec: recorder, namespace: /other, param: [{name: bag, value: "$(find-pkg-share inhand)/b"}],
+         on_exit: shutdown, env: [{name: INHAND_TRANSPORT, value: dds}, {name: N, value: 2}]}
 """)
     plan = load_launch(tmp_path / "main.launch.yaml", {"timeout": "12.5", "dir": str(tmp_path)})
     goals, recorder = plan.nodes
@@ -61,6 +62,8 @@ launch:
     assert goals.remappings == [("object/pose", "object/pose_true")]
     assert (recorder.name, recorder.namespace) == ("recorder", "/other")
     assert recorder.parameters == {"bag": f"{share_directory()}/b"}
+    assert (recorder.on_exit, recorder.environment) == ("shutdown", {"INHAND_TRANSPORT": "dds", "N": "2"})
+    assert (goals.on_exit, goals.environment) == (None, {})
     command = goals.command()
     assert command[1:4] == ["-m", "ros_nodes.goal_manager", "--ros-args"]
     assert "__ns:=/robot" in command and "object/pose:=object/pose_true" in command and "timeout_s:=12.5" in command
@@ -80,6 +83,8 @@ launch:
         ("- node: {pkg: inhand, exec: talker}", "exec 'talker' is not an inhand node"),
         ("- node: {pkg: inhand, exec: recorder, name: $(eval 1+1)}", r"substitution \$\(eval 1\+1\) is not supported"),
         ("- node: {pkg: inhand, exec: recorder, output: own_log}", "output 'own_log' is not supported"),
+        ("- node: {pkg: inhand, exec: recorder, on_exit: restart}", "on_exit 'restart' is not supported; supported: shutdown"),
+        ("- node: {pkg: inhand, exec: recorder, env: [{name: X}]}", "each env entry needs name and value"),
     ],
 )
 def test_outside_the_subset_is_a_clear_error(tmp_path: Path, entry: str, message: str) -> None:
@@ -90,6 +95,7 @@ def test_outside_the_subset_is_a_clear_error(tmp_path: Path, entry: str, message
 
 
 def _launch(path: Path, tmp_path: Path, *arguments: str, domain: int | None = None) -> subprocess.Popen[str]:
+    """`inhand launch` as a child process, on its default transport (rclpy: the ROS 2 wheels are installed)."""
     domain = random.randint(30, 230) if domain is None else domain
     return subprocess.Popen(
         [sys.executable, "-m", "ros_nodes.launch", str(path), *arguments, "--log-dir", str(tmp_path / "log")],
@@ -103,21 +109,29 @@ launch:
 - arg: {name: bag}
 - arg: {name: goal_mode, default: xyz}
 - node: {pkg: inhand, exec: recorder, param: [{name: bag, value: $(var bag)}, {name: images, value: false}]}
-- node: {pkg: inhand, exec: goal_manager, param: [{name: goal_mode, value: $(var goal_mode)}]}
+- node: {pkg: inhand, exec: goal_manager, param: [{name: goal_mode, value: $(var goal_mode)}]ON_EXIT}
 """
 
 
+def two_nodes(path: Path, on_exit: bool) -> Path:
+    """The recorder and a goal manager, whose exit ends the launch if on_exit."""
+    return write(path, TWO_NODES.replace("ON_EXIT", ", on_exit: shutdown" if on_exit else ""))
+
+
 def test_sigint_stops_every_node_cleanly_within_5_s(tmp_path: Path) -> None:
-    path = write(tmp_path / "two.launch.yaml", TWO_NODES)
+    path = two_nodes(tmp_path / "two.launch.yaml", on_exit=True)
     domain = random.randint(30, 230)
     listener = create_node("listener", backend="dds", domain_id=domain)
     statuses: list[msgs.String] = []
     listener.create_subscription(msgs.String, "/trial/status", statuses.append)
+    # only the recorder subscribes hand/enable here: a match means its subscriptions exist and discovery has run
+    probe = listener.create_publisher(msgs.Bool, "/hand/enable")
     runner = _launch(path, tmp_path, f"bag:={tmp_path / 'bag'}", domain=domain)
     try:
-        # both nodes are up once the goal manager's status arrives and the recorder's bag exists
-        assert listener.spin_until(lambda: bool(statuses) and (tmp_path / "bag").exists(), 30.0)
-        listener.spin(timeout_s=1.2)  # the recorder has matched the status topic by the next status
+        # both nodes are up once the goal manager's status arrives and the recorder is subscribed
+        assert listener.spin_until(lambda: bool(statuses) and probe.get_subscription_count() == 1, 60.0)
+        seen = len(statuses)
+        assert listener.spin_until(lambda: len(statuses) >= seen + 2, 30.0)  # statuses the recorder can have had
         assert runner.poll() is None
         started = time.monotonic()
         runner.send_signal(signal.SIGINT)
@@ -136,8 +150,8 @@ def test_sigint_stops_every_node_cleanly_within_5_s(tmp_path: Path) -> None:
         assert "/trial/status" in reader.topics
 
 
-def test_a_node_that_dies_stops_the_rest_with_its_exit_code(tmp_path: Path) -> None:
-    path = write(tmp_path / "two.launch.yaml", TWO_NODES)
+def test_a_node_that_dies_with_on_exit_shutdown_stops_the_rest_with_its_exit_code(tmp_path: Path) -> None:
+    path = two_nodes(tmp_path / "two.launch.yaml", on_exit=True)
     runner = _launch(path, tmp_path, f"bag:={tmp_path / 'bag'}", "goal_mode:=sideways")
     try:
         output, _ = runner.communicate(timeout=40.0)
@@ -145,13 +159,75 @@ def test_a_node_that_dies_stops_the_rest_with_its_exit_code(tmp_path: Path) -> N
         if runner.poll() is None:
             runner.kill()
     assert runner.returncode == 2, output
-    assert "process goal_manager" in output and "exited with code 2; stopping the others" in output
+    assert "process goal_manager" in output and "exited with code 2; stopping the others (on_exit: shutdown)" in output
     assert "value 'sideways' not allowed; choose one of xyz, z" in (tmp_path / "log" / "goal_manager.log").read_text()
     # the reason reaches the console too, not only the node's log file
     assert "[launch] last lines of goal_manager" in output
     assert "[goal_manager] goal_manager: " in output and "value 'sideways' not allowed" in output
     # the recorder was stopped too: before it opened its bag, or after, with the bag closed properly
     assert not (tmp_path / "bag").exists() or (tmp_path / "bag" / "metadata.yaml").exists()
+
+
+def _wait_for(condition: object, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_node_that_dies_without_on_exit_leaves_the_others_running_and_fails_the_launch(tmp_path: Path) -> None:
+    path = two_nodes(tmp_path / "two.launch.yaml", on_exit=False)
+    runner = _launch(path, tmp_path, f"bag:={tmp_path / 'bag'}", "goal_mode:=sideways")
+    try:
+        goal_manager_log = tmp_path / "log" / "goal_manager.log"
+        assert _wait_for(lambda: goal_manager_log.exists() and "not allowed" in goal_manager_log.read_text(), 40.0)
+        assert _wait_for(lambda: (tmp_path / "bag").exists(), 30.0)  # the recorder is up and recording
+        time.sleep(1.0)
+        assert runner.poll() is None  # the launch goes on without the goal manager
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=15.0)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert "process goal_manager" in output and "the others keep running (no on_exit: shutdown)" in output
+    assert runner.returncode == 2, output  # a node failed, so the launch did
+    assert (tmp_path / "bag" / "metadata.yaml").exists()  # the recorder ran on and closed its bag on Ctrl-C
+
+
+def test_a_node_that_fails_while_shutting_down_fails_the_launch(tmp_path: Path) -> None:
+    path = two_nodes(tmp_path / "two.launch.yaml", on_exit=True)
+    bag = tmp_path / "bag"
+    runner = _launch(path, tmp_path, f"bag:={bag}")
+    try:
+        assert _wait_for(lambda: (bag / "bag.mcap").exists(), 40.0)
+        time.sleep(1.0)
+        assert runner.poll() is None
+        for item in bag.iterdir():  # the recorder's disk goes away under it: closing the bag fails
+            item.unlink()
+        bag.rmdir()
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=15.0)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert "recorder exited with code 1 while shutting down" in output, output
+    assert runner.returncode == 1, output
+
+
+def test_transport_choices_are_checked_against_the_plan(tmp_path: Path) -> None:
+    from ros_nodes.launch import LaunchRunner
+
+    plan = load_launch(two_nodes(tmp_path / "two.launch.yaml", on_exit=False), {"bag": "b"})
+    with pytest.raises(LaunchError, match=r"--transport-of policy=dds: no node 'policy' in the launch; "
+                                          r"nodes: \['recorder', 'goal_manager'\]"):
+        LaunchRunner(plan, tmp_path, node_transports={"policy": "dds"})
+    with pytest.raises(LaunchError, match="transport 'zenoh' is not supported; supported: rclpy, dds"):
+        LaunchRunner(plan, tmp_path, node_transports={"recorder": "zenoh"})
+    runner = LaunchRunner(plan, tmp_path, transport="dds", node_transports={"recorder": "rclpy"})
+    assert (runner.transport, runner.node_transports) == ("dds", {"recorder": "rclpy"})
+    assert LaunchRunner(plan, tmp_path).transport == "rclpy"  # the default where rclpy imports
 
 
 def test_negative_timeouts_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -156,3 +156,19 @@ def test_random_garbage_never_crashes_otherwise() -> None:
 def test_bad_messages_raise_naming_the_field(message: object, pattern: str) -> None:
     with pytest.raises(CdrError, match=pattern):
         serialize(message)
+
+
+@pytest.mark.parametrize("ros_type", sorted(msgs.REGISTRY))
+def test_type_hashes_are_those_of_the_ros_message_packages(ros_type: str) -> None:
+    """Our RIHS01 table against the type description JSON the installed ROS 2 message package ships."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from ros_nodes.msgs.type_hashes import TYPE_HASHES
+
+    package, _, name = ros_type.split("/")
+    description = json.loads((Path(sys.prefix) / "share" / package / "msg" / f"{name}.json").read_text())
+    own = next(entry for entry in description["type_hashes"] if entry["type_name"] == ros_type)
+    assert TYPE_HASHES[ros_type] == own["hash_string"]
+    assert set(TYPE_HASHES) == set(msgs.REGISTRY)

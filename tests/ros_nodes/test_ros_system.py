@@ -1,6 +1,7 @@
-"""The sim system as separate processes on DDS via `inhand launch launch/sim_state.launch.yaml`: driver, goal manager,
-policy and recorder close the loop for 200+ control steps of sim time; the bag holds every topic with nothing lost on
-the reliable ones; Ctrl-C stops everything within 5 s. A missing checkpoint stops the launch with a clear message."""
+"""The sim system as separate processes via `inhand launch launch/sim_state.launch.yaml`, every node on rclpy, and
+the driver on dds with the rest on rclpy: driver, goal manager, policy and recorder close the loop for 200+ control
+steps of sim time; the bag holds every topic with nothing lost on the reliable ones; Ctrl-C stops everything within
+5 s. A missing checkpoint stops the launch with a clear message. A stock rclpy node sees and steers the dds system."""
 from __future__ import annotations
 
 import json
@@ -9,12 +10,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ros_nodes import msgs
 from ros_nodes.bag import BagReader
 from ros_nodes.bench_system import launch_system, stop_system, write_untrained_checkpoint
 from ros_nodes.launch import load_launch, share_directory
 from ros_nodes.transport import create_node
+from ros_stock_peer import probe_report, start_probe
 
 PERIOD_NS = 80_000_000
 STEPS = 200
@@ -31,7 +34,11 @@ def diagnostic_values(bag: BagReader, name: str) -> list[tuple[int, dict[str, st
     return found
 
 
-def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "node_transports", [{}, {"hand_driver": "dds"}], ids=["all_on_rclpy", "driver_on_dds_rest_on_rclpy"])
+def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(
+    tmp_path: Path, node_transports: dict[str, str]
+) -> None:
     checkpoint = write_untrained_checkpoint(tmp_path / "policy.pt", dense_size=32, lstm_size=16, seed=1)
     domain = random.randint(30, 230)
     bag_path = tmp_path / "bag"
@@ -43,9 +50,9 @@ def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(tmp_p
                                  lambda m: newest_state.__setitem__(0, m.header.stamp.to_ns()))
     operator.create_subscription(msgs.String, "/trial/status", lambda m: statuses.append(json.loads(m.data)))
     runner = launch_system(checkpoint, bag_path, tmp_path / "log", domain, camera_size=32,
-                           extra=["trial_timeout_s:=4.0"])
+                           extra=["trial_timeout_s:=4.0"], transport="rclpy", node_transports=node_transports)
     try:
-        deadline = time.monotonic() + 50.0
+        deadline = time.monotonic() + 120.0  # generous: torch imports slowly beside a training run on 2 cores
         # 200 steps after the recorder can have seen the first, plus the steps around start and stop
         while newest_state[0] < (STEPS + 15) * PERIOD_NS:
             assert runner.poll() is None and time.monotonic() < deadline, stop_system(runner)[1]
@@ -58,6 +65,8 @@ def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(tmp_p
         if runner.poll() is None:
             runner.kill()
     assert code == 0, output
+    assert "started /hand_driver (pid" in output and f"on {node_transports.get('hand_driver', 'rclpy')}:" in output
+    assert "started /policy (pid" in output and "on rclpy: ros_nodes.policy" in output
     assert stop_s < 5.0, output
     assert "still running" not in output  # no node needed SIGTERM
     assert "exited with code" not in output, output  # every node closed cleanly
@@ -124,3 +133,48 @@ def test_launch_files_wire_the_policy_into_each_graph() -> None:
     assert real["policy"].parameters == {"checkpoint": "/ckpt.pt", "ema_start": "measured"}
     for name in ("goal_manager", "policy", "recorder"):
         assert real[name].remappings == [("object/pose", "/mocap/cube")]
+
+
+def test_a_stock_rclpy_node_sees_and_steers_the_dds_system(tmp_path: Path) -> None:
+    """What a ROS 2 host sees of `inhand launch ... --transport dds`: topics, node names, and its hand/enable obeyed."""
+    checkpoint = write_untrained_checkpoint(tmp_path / "policy.pt", dense_size=32, lstm_size=16, seed=1)
+    domain = random.randint(30, 230)
+    observer = create_node("observer", backend="dds", domain_id=domain)
+    driver_enabled: list[tuple[int, str]] = []
+    policy_up: list[bool] = []
+
+    def on_diagnostics(message: msgs.DiagnosticArray) -> None:
+        for status in message.status:
+            if status.name.startswith("hand_driver:"):
+                values = {kv.key: kv.value for kv in status.values}
+                driver_enabled.append((message.header.stamp.to_ns(), values["enabled"]))
+            policy_up.append(status.name.startswith("policy:"))
+
+    observer.create_subscription(msgs.DiagnosticArray, "/diagnostics", on_diagnostics)
+    runner = launch_system(checkpoint, tmp_path / "bag", tmp_path / "log", domain, camera_size=16,
+                           extra=["record_images:=false"], transport="dds")
+    probe = None
+    try:
+        # every node is up (the policy, slowest to import, reports diagnostics) before the stock node looks
+        assert observer.spin_until(lambda: driver_enabled and any(policy_up), timeout_s=120.0), stop_system(runner)[1]
+        assert driver_enabled[-1][1] == "true"  # the sim driver starts enabled
+        probe = start_probe(domain, {"/hand/joint_states": "sensor_msgs/msg/JointState"}, seconds=4.0,
+                            max_seconds=30.0)
+        while probe.poll() is None:
+            observer.spin_once(0.1)
+        report = probe_report(probe)
+        observer.spin(timeout_s=0.5)
+        code, output, _ = stop_system(runner)
+    finally:
+        observer.shutdown()
+        for process in (probe, runner):
+            if process is not None and process.poll() is None:
+                process.kill()
+    assert code == 0, output
+    assert report["counts"].get("/hand/joint_states", 0) >= 10, report
+    state = msgs.deserialize(bytes.fromhex(report["last"]["/hand/joint_states"]), msgs.JointState)
+    assert len(state.name) == 24 and state.position.shape == (24,)
+    assert {"/hand_driver", "/policy", "/goal_manager", "/recorder"} <= set(report["nodes"]), report["nodes"]
+    assert report["publishers"]["/hand/joint_states"] == ["/hand_driver"]
+    assert "/hand_driver" in report["subscribers"]["/hand/enable"]
+    assert driver_enabled[-1][1] == "false"  # the probe's hand/enable false: the driver holds

@@ -1,6 +1,8 @@
-"""Transport interface on the inproc backend: names, remapping, parameters, QoS depth, timers, sim time; rclpy."""
+"""Transport interface on the inproc backend: names, remapping, parameters, QoS depth, timers, sim time; backend
+selection and the environment rclpy needs (the same behaviour on every backend: test_ros_transport_conformance)."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -17,6 +19,7 @@ from ros_nodes.transport import (
     resolve_name,
 )
 from ros_nodes.transport.names import dds_topic_name, normalize_namespace, ros_topic_name, ros_type_name
+from ros_nodes.transport.ros_env import ros_environment, ros_library_dirs
 
 _domains = iter(range(1000, 2000))
 
@@ -183,21 +186,6 @@ def test_shutdown_wakes_spin_and_context_manager() -> None:
     assert not thread.is_alive() and node.is_shutdown
 
 
-@pytest.mark.parametrize("backend", ["inproc", "dds"])
-def test_a_callback_may_shut_its_own_node_down(backend: str) -> None:
-    """The goal manager ends its run from its timer: spin returns and the node closes, no deadlock."""
-    import threading
-
-    node = create_node("finisher", backend=backend, domain_id=next(_domains) % 200 + 20)
-    fired: list[int] = []
-    node.create_timer(0.02, lambda: (fired.append(1), node.shutdown()))
-    thread = threading.Thread(target=node.spin, daemon=True)
-    thread.start()
-    thread.join(timeout=3.0)
-    assert not thread.is_alive() and node.is_shutdown and fired == [1]
-    node.shutdown()  # a second call from elsewhere is harmless
-
-
 def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INHAND_TRANSPORT", "inproc")
     assert default_backend() == "inproc"
@@ -210,24 +198,42 @@ def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
         create_node("x", backend="zenoh")
 
 
-@pytest.mark.skipif(not rclpy_available(), reason="rclpy not installed")
-def test_rclpy_backend_pub_sub() -> None:
-    talker = create_node("talker", "/robot", backend="rclpy")
-    listener = create_node("listener", "/robot", backend="rclpy")
-    got: list[msgs.JointState] = []
-    listener.create_subscription(msgs.JointState, "hand/joint_states", got.append)
-    publisher = talker.create_publisher(msgs.JointState, "hand/joint_states")
-    message = msgs.JointState(name=["a"], position=np.array([1.0]))
-    deadline = time.monotonic() + 5.0
-    while not got and time.monotonic() < deadline:
-        publisher.publish(message)
-        listener.spin_once(0.05)
-    assert got and got[0] == message
-    talker.shutdown()
-    listener.shutdown()
+def test_rclpy_loads_with_the_environment_the_launcher_gives_children() -> None:
+    """The ROS 2 wheels' libraries load only through LD_LIBRARY_PATH, which ros_environment() sets for a child."""
+    import subprocess
+    import sys
+
+    assert rclpy_available()
+    folders = ros_library_dirs()
+    assert any(folder.endswith("ros_rcl.libs") for folder in folders)
+    probe = [sys.executable, "-c", "import rclpy; rclpy.init(); rclpy.shutdown(); print('ok')"]
+    bare = dict(os.environ, LD_LIBRARY_PATH="", _ROS_WHEELS_BOOTSTRAP_COMPLETE="1")
+    failed = subprocess.run(probe, env=bare, capture_output=True, text=True, timeout=60)
+    assert failed.returncode != 0 and "cannot open shared object file" in failed.stderr
+    loaded = subprocess.run(probe, env=ros_environment(bare), capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "ok", loaded.stderr
 
 
-@pytest.mark.skipif(rclpy_available(), reason="checks the message shown where rclpy is absent")
-def test_rclpy_backend_absent_message() -> None:
-    with pytest.raises(RuntimeError, match="needs a ROS 2 installation"):
-        create_node("x", backend="rclpy")
+def test_rclpy_is_initialized_once_per_domain_and_shut_down_at_exit() -> None:
+    import subprocess
+    import sys
+
+    script = """
+import atexit
+from ros_nodes.transport import create_node
+from ros_nodes.transport import rclpy_backend
+contexts = {}
+# registered before the backend's own exit handler, so it runs after it (atexit runs in reverse order)
+atexit.register(lambda: print("contexts ok at exit:", [context.ok() for context in contexts.values()]))
+a = create_node("a", backend="rclpy", domain_id=41)
+b = create_node("b", backend="rclpy", domain_id=41)
+c = create_node("c", backend="rclpy", domain_id=42)
+contexts.update(rclpy_backend._CONTEXTS)
+assert sorted(contexts) == [41, 42] and a._context is b._context is not c._context
+a.shutdown(); b.shutdown()
+assert contexts[41].ok()  # nodes come and go; the context stays for the process
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "contexts ok at exit: [False, False]"  # both shut down, once, at exit
+    assert "Traceback" not in done.stderr and "RCLError" not in done.stderr

@@ -15,7 +15,8 @@ from rosbags.typesys import Stores, get_typestore
 from ros_dds_peers import joint_state, publish_joint_states
 from ros_nodes import msgs
 from ros_nodes.transport import SENSOR_QOS, QosProfile, create_node
-from ros_nodes.transport.dds import LOOPBACK_CONFIG, dds_config, idl_struct
+from ros_nodes.transport.dds import LOOPBACK_CONFIG, dds_config
+from ros_nodes.transport.dds_types import idl_struct
 from ros_samples import SAMPLES
 
 _USED_DOMAINS: set[int] = set()
