@@ -14,7 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("ros_nodes.demo", "main", "the main job: the sim system with the shipped checkpoints, a bag and its replay"),
     "train": ("policies.cli", "train", "train or resume the LSTM PPO policy"),
-    "eval": ("policies.cli", "eval", "evaluate a policy checkpoint; prints JSON"),
+    "eval": ("policies.cli", "eval_command", "evaluate a policy checkpoint; prints JSON"),
     "export": ("policies.cli", "export", "inference-only policy.pt + stateful policy.onnx"),
     "vision": ("vision.cli", "main", "pose estimator: render, train, eval, export"),
     "launch": ("ros_nodes.launch", "main", "run a ROS 2 YAML launch file's nodes as processes (rclpy or dds)"),

@@ -12,15 +12,11 @@ from typing import Any
 import torch
 
 from sim.atomic import atomic_write
-from sim.errors import InhandError
+from sim.errors import CheckpointError
 
 FORMAT = "inhand-policy"
 VERSION = 1
 KINDS = ("training", "inference")
-
-
-class CheckpointError(InhandError, ValueError):
-    """A checkpoint that cannot be used: missing, truncated, corrupt, of another format, or incompatible."""
 
 
 def digest(payload: Any) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from policies.checkpoint import CheckpointError
 from policies.config import EnvSection
+from sim.cores import resolve_device
 from sim.config_loading import ConfigError, parse_overrides
 from sim.errors import InhandError
 from sim.output_paths import check_output_dir, check_output_file
@@ -23,15 +24,6 @@ DEFAULT_CONFIG = "config/train.yaml"  # under the package's share folder (sim.pa
 def default_config() -> Path:
     """The installed train YAML, whatever the current folder."""
     return data_path(DEFAULT_CONFIG)
-
-
-def check_device(device: str) -> None:
-    """A ConfigError unless torch can use `device` here (torch's own error is an assert deep in its CUDA code)."""
-    import torch
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"key 'runner.device': 'cuda', but torch {torch.__version__} sees no CUDA device here; "
-                          f"use runner.device=cpu")
 
 
 def train(argv: list[str]) -> int:
@@ -73,7 +65,7 @@ def train(argv: list[str]) -> int:
             if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
                 raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                                   f"or choose another --run-dir")
-        check_device(config.runner.device)
+        resolve_device(config.runner.device, "runner.device")  # before any env is built
         init_from = None
         if args.init:
             if args.resume:
@@ -98,9 +90,9 @@ def train(argv: list[str]) -> int:
     return 0
 
 
-def eval(argv: list[str]) -> int:
+def eval_command(argv: list[str]) -> int:
     """Evaluate a checkpoint; prints JSON: consecutive successes (mean, median, p90), drop and time-out rates."""
-    parser = argparse.ArgumentParser(prog="inhand eval", description=eval.__doc__)
+    parser = argparse.ArgumentParser(prog="inhand eval", description=eval_command.__doc__)
     parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--goal-mode", choices=("z", "xyz"), help="override the goal mode the policy trained with")

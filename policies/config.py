@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.cores import DEVICES
 from sim.config_loading import ConfigError, bound, choice, flatten_mapping, from_mapping, load_config, to_mapping
 
 
@@ -72,7 +73,7 @@ class RunnerConfig:
     # finished episodes averaged for the progress bar and the "recent" metrics
     stats_window: int = field(default=100, metadata=bound(1, 1_000_000))
     runs_dir: str = "runs"
-    device: str = field(default="cpu", metadata=choice("cpu", "cuda"))
+    device: str = field(default="cpu", metadata=choice(*DEVICES))
     # threads of the PPO update; rollout inference always runs on one, since idle OpenMP workers spin on the
     # cores the physics threads need. null: one per core this process may use
     torch_threads: int | None = field(default=None, metadata=bound(1, 1024))

@@ -29,7 +29,7 @@ from policies.storage import RolloutStorage
 from policies.vec_env import EPISODE_KEYS, make_env
 from sim.adr import AdrState, AdrTable
 from sim.atomic import atomic_write
-from sim.cores import default_num_threads
+from sim.cores import default_num_threads, resolve_device
 from sim.config_loading import to_mapping
 
 CHECKPOINT_GLOB = "update_*.pt"
@@ -171,7 +171,8 @@ class Runner:
         self.update_threads = config.runner.torch_threads or default_num_threads()
         self.config, self.backend, self.progress = config, backend, progress
         self.run_dir = Path(run_dir)
-        self.ppo = build_ppo(backend.spec, config.model, config.ppo, config.seed, config.runner.device)
+        self.ppo = build_ppo(backend.spec, config.model, config.ppo, config.seed,
+                             resolve_device(config.runner.device, "runner.device"))
         self.counters = {"update": 0, "env_steps": 0, "episodes": 0}
         self.train_seconds = 0.0
         self.seed_stream = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))

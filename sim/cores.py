@@ -1,9 +1,13 @@
-"""How many threads a process should use: one per core it may run on, within a hard limit."""
+"""The compute a process uses: threads (one per core it may run on, within a hard limit) and the torch device."""
 from __future__ import annotations
 
 import os
 
+from typing import Any
+
 import numpy as np
+
+from sim.config_loading import ConfigError
 
 MAX_THREADS = 64
 
@@ -20,3 +24,20 @@ def check_num_threads(num_threads: object) -> int:
     ):
         raise ValueError(f"num_threads must be an integer in [1, {MAX_THREADS}], got {num_threads!r}")
     return int(num_threads)
+
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def resolve_device(name: str, key: str) -> Any:
+    """The torch.device for a config value of `key`: cpu, cuda, or auto (CUDA when torch sees one, else CPU)."""
+    import torch
+
+    if name not in DEVICES:
+        raise ConfigError(f"key '{key}': {name!r} is not a device; choose one of {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"key '{key}': 'cuda', but torch {torch.__version__} sees no CUDA device here; "
+                          "use auto or cpu")
+    return torch.device(name)

@@ -8,3 +8,8 @@ class InhandError(Exception):
 
 class UsageError(InhandError, ValueError):
     """Command-line arguments that parse but do not fit together."""
+
+
+class CheckpointError(InhandError, ValueError):
+    """A checkpoint (policy, training state or pose network) that cannot be used: missing, truncated, corrupt,
+    of another format or kind, or incompatible with the config it is loaded for."""

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.config_loading import ConfigError, bound, choice, load_config
+from sim.cores import DEVICES
 from sim.paths import share_directory
 
 DEFAULT_CONFIG_PATH = share_directory() / "config" / "vision.yaml"  # the installed one, whatever the current folder
@@ -64,7 +65,7 @@ class TrainConfig:
     log_every: int = field(default=50, metadata=bound(1, 1_000_000))
     validate_every: int = field(default=1000, metadata=bound(1, 10_000_000))
     checkpoint_every: int = field(default=1000, metadata=bound(1, 10_000_000))
-    device: str = field(default="auto", metadata=choice("auto", "cpu", "cuda"))
+    device: str = field(default="auto", metadata=choice(*DEVICES))
     num_workers: int = field(default=0, metadata=bound(0, 64))
     threads: int = field(default=0, metadata=bound(0, 256))
     # bf16: the convolutions run under bfloat16 autocast (about 2x faster on CPUs with AVX512-BF16 or AMX, and on

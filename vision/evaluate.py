@@ -13,7 +13,8 @@ from sim.atomic import atomic_write
 from vision.config import EvaluationConfig
 from vision.dataset import PoseDataset, write_json_atomic
 from vision.geometry import cube_axes_points, position_error_mm, project_points, rotation_error_deg
-from vision.inference import model_from_checkpoint, resolve_device
+from sim.cores import resolve_device
+from vision.inference import model_from_checkpoint
 from vision.model import PoseNet
 
 AXIS_COLOURS = ((230, 40, 40), (40, 200, 40), (50, 90, 255))
@@ -139,7 +140,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset; writes out_dir/metrics.json and out_dir/samples.png, returns the metrics."""
     model, _ = model_from_checkpoint(checkpoint)
-    model.to(resolve_device(device))
+    model.to(resolve_device(device, "device"))
     dataset = PoseDataset(data_dir, model.config.input_size, model.config.camera_count, crop=model.config.crop)
     count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
     indices = np.arange(count)

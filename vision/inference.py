@@ -10,7 +10,7 @@ import torch
 
 from sim.atomic import atomic_write
 from sim.config_loading import ConfigError, from_mapping
-from sim.errors import InhandError
+from sim.errors import CheckpointError
 from vision.config import VisionConfig, check_consistency
 from vision.model import PoseNet
 from vision.preprocess import preprocess
@@ -18,19 +18,6 @@ from vision.preprocess import preprocess
 ONNX_INPUT = "images"
 ONNX_OUTPUTS = ("position", "quaternion")
 ONNX_CROP_KEY = "inhand_crop"  # metadata: the crop fraction preprocessing must apply (ModelConfig.crop)
-
-
-class CheckpointError(InhandError, ValueError):
-    """A checkpoint file that cannot be read or does not hold a pose network."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device for a config value: "auto" picks CUDA when available."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("key 'train.device': 'cuda', but torch sees no CUDA device here; use auto or cpu")
-    return torch.device(name)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

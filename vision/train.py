@@ -24,7 +24,8 @@ from vision.config import AugmentationConfig, VisionConfig
 from vision.dataset import PoseDataset, shard_grouped_batches, validation_mask
 from vision.evaluate import error_metrics, predict_dataset
 from vision.geometry import orientation_loss, position_loss
-from vision.inference import CheckpointError, config_from_checkpoint, load_checkpoint, resolve_device
+from sim.cores import resolve_device
+from vision.inference import CheckpointError, config_from_checkpoint, load_checkpoint
 from vision.model import PoseNet
 from vision.preprocess import PIXEL_STD
 
@@ -162,7 +163,7 @@ def train(
         )
 
     torch.manual_seed(settings.seed)
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, "train.device")
     model = PoseNet(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     step, best_score = 0, math.inf

@@ -46,7 +46,7 @@ def test_eval_records_a_video_of_a_policy_trained_with_env_worker_processes(tmp_
     import torch
 
     from policies import checkpoint
-    from policies.cli import eval as eval_command
+    from policies.cli import eval_command
     from policies.config import EnvSection, ModelConfig
     from policies.inference import inference_payload
     from policies.models import Actor, EnvSpec
@@ -73,7 +73,7 @@ def test_eval_runs_at_fixed_ranges_of_full_randomization_unless_config_says_othe
 
     import yaml
 
-    from policies.cli import eval as eval_command
+    from policies.cli import eval_command
     from policies.config import EnvSection
     from policies.sim_env import make_vec_env
 

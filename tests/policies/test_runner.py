@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from policies import checkpoint
-from policies.cli import eval as eval_command
+from policies.cli import eval_command
 from policies.cli import export, train
 from policies.config import load_train_config
 from policies.metrics import unpack_rows
