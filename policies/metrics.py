@@ -122,6 +122,8 @@ class MetricsLog:
             axis.set_xlabel(label, fontsize=8)
             axis.tick_params(labelsize=7)
             axis.grid(alpha=0.3)
+        for axis in axes.flat[len(CURVES):]:
+            axis.set_visible(False)
         figure.subplots_adjust(left=0.05, right=0.98, bottom=0.1, top=0.93, hspace=0.45, wspace=0.3)
         path = self.run_dir / "curves.png"
         return atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=80))
