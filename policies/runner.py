@@ -112,6 +112,15 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     return paths[-1]
 
 
+def history_rows(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics rows a training checkpoint carries: a packed table, or (files written before the table
+    existed) a list of rows; none in older files."""
+    metrics = content.get("metrics")
+    if metrics is None:
+        return []
+    return unpack_rows(metrics) if isinstance(metrics, dict) else [dict(row) for row in metrics]
+
+
 def resume_paths(resume: Path, run_dir: str | None) -> tuple[Path, Path | None]:
     """--resume (a run folder or a checkpoint file) and --run-dir -> (checkpoint file, run folder or None: new).
 
@@ -188,7 +197,7 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_text = yaml.safe_dump(to_mapping(config), sort_keys=False)
         atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
-        history = unpack_rows(resume_from["metrics"]) if resume_from is not None and "metrics" in resume_from else []
+        history = history_rows(resume_from) if resume_from is not None else []
         self.metrics = MetricsLog(self.run_dir, history)
         self.stop_requested = False
         self.last_plot = -float("inf")

@@ -254,3 +254,14 @@ def test_adr_state_trains_checkpoints_and_resumes_with_the_run(tmp_path):
     fixed = dict(saved, adr=None)
     with pytest.raises(checkpoint.CheckpointError, match="randomization.mode fixed"):
         Runner(config, LocalBackend(config), tmp_path / "other", resume_from=fixed, progress=False)
+
+
+def test_history_rows_read_the_packed_table_and_the_row_list_of_earlier_files():
+    from policies.metrics import pack_rows
+    from policies.runner import history_rows
+
+    rows = [{"update": 1, "env_steps": 640, "recent_successes_mean": None, "policy_loss": 0.5},
+            {"update": 2, "env_steps": 1280, "recent_successes_mean": 1.25, "policy_loss": 0.25}]
+    assert history_rows({"metrics": pack_rows(rows)}) == rows
+    assert history_rows({"metrics": rows}) == rows
+    assert history_rows({}) == []
