@@ -38,6 +38,7 @@ class RolloutWorker:
         storage = self.ppo.storage
         storage.clear()
         episodes = []
+        keys: list[str] | None = None
         observations = self.observations
         while not storage.full:
             actions = self.ppo.act(self._tensor(observations["policy"]), self._tensor(observations["critic"]))
@@ -49,7 +50,8 @@ class RolloutWorker:
             self.ppo.process_step(self._tensor(rewards), self._tensor(terminated, torch.bool),
                                   self._tensor(truncated, torch.bool), self._tensor(info["final_critic"]))
             done = np.asarray(info["episode_done"], dtype=bool)
-            keys = [*EPISODE_KEYS, *(key for key in OPTIONAL_EPISODE_KEYS if key in info)]
+            if keys is None:  # the VecEnv's info keys do not change between steps
+                keys = [*EPISODE_KEYS, *(key for key in OPTIONAL_EPISODE_KEYS if key in info)]
             # every step adds its (maybe empty) records, so the optional keys survive a rollout where none ended
             episodes.append({key: np.asarray(info[key])[done].astype(np.float64) for key in keys})
         self.observations = observations

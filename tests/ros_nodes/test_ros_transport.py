@@ -118,25 +118,6 @@ def test_keep_last_depth_drops_oldest() -> None:
         QosProfile(depth=0)
 
 
-def test_parameters() -> None:
-    node = inproc("driver", parameters={"rate_hz": 125, "backend": "sim", "enabled": True})
-    assert node.declare_parameter("rate_hz", 12.5) == 125.0
-    assert isinstance(node.get_parameter("rate_hz"), float)
-    assert node.declare_parameter("backend", "shadow") == "sim"
-    assert node.declare_parameter("watchdog_periods", 3) == 3
-    assert node.get_parameter("use_sim_time") is False
-    node.set_parameter("watchdog_periods", 5)
-    assert node.get_parameter("watchdog_periods") == 5
-    with pytest.raises(TypeError, match="parameter 'enabled' must be int .* got True"):
-        node.declare_parameter("enabled", 1)
-    with pytest.raises(TypeError, match="parameter 'backend' must be str"):
-        node.set_parameter("backend", 3)
-    with pytest.raises(KeyError, match="parameter 'nope' is not declared"):
-        node.get_parameter("nope")
-    with pytest.raises(ValueError, match="already declared"):
-        node.declare_parameter("backend", "x")
-
-
 def test_wall_timer_rate_and_cancel() -> None:
     node = inproc("ticker")
     ticks: list[float] = []
