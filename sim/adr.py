@@ -3,7 +3,10 @@
 Every randomized quantity of the env config becomes one parameter whose range starts at its nominal value and
 may widen toward the configured value, its hard limit. A tuple range such as mass_scale [0.5, 1.5] has two
 boundaries (lo moves from 1 down to 0.5, hi from 1 up to 1.5); a magnitude such as an observation-noise std has
-one (from 0 up to the configured std), and each episode draws it uniformly between nominal and the boundary.
+one (from 0 up to the configured std), and every episode runs at the boundary itself, as fixed mode runs at the
+configured std. So a run whose boundaries all reached their limits trains on exactly the distribution `inhand
+eval` tests (drawing a magnitude uniformly below its boundary would leave full-range training at about half the
+noise the eval applies).
 An episode that evaluates a boundary runs with that one quantity fixed at it; its consecutive successes go to the
 boundary's buffer, and a full buffer's mean moves the boundary (OpenAI 2019, DeXtreme 2022).
 
@@ -122,12 +125,12 @@ def choose_boundary(rng: np.random.Generator, table: AdrTable) -> int:
     return int(rng.integers(len(table.boundaries)))
 
 
-def episode_randomization(base: Randomization, table: AdrTable, values: np.ndarray, boundary: int,
-                          rng: np.random.Generator) -> Randomization:
-    """One episode's randomization: `base` with each ADR quantity inside its current boundaries `values` (K,).
+def episode_randomization(base: Randomization, table: AdrTable, values: np.ndarray,
+                          boundary: int) -> Randomization:
+    """One episode's ranges: `base` with each ADR quantity at its current boundaries `values` (K,).
 
-    A range uses [lo, hi] as its current boundaries; a magnitude is drawn uniformly between nominal and its
-    boundary. The evaluated `boundary` (if any) pins its quantity: a range to [b, b], a magnitude to b.
+    A range uses [lo, hi] as its current boundaries and a magnitude its boundary value. The evaluated `boundary`
+    (if any) pins its quantity: a range to [b, b]; a magnitude is at b either way.
     """
     current: dict[tuple[str, str], dict[str, float]] = {}
     kinds: dict[tuple[str, str], Boundary] = {}
@@ -141,7 +144,7 @@ def episode_randomization(base: Randomization, table: AdrTable, values: np.ndarr
         item = kinds[key]
         is_pinned = pinned is not None and (pinned.group, pinned.field) == key
         if item.kind == "magnitude":
-            value: Any = sides["hi"] if is_pinned else float(rng.uniform(item.nominal, sides["hi"]))
+            value: Any = sides["hi"]
         elif is_pinned:
             value = (sides[pinned.side], sides[pinned.side])
         else:

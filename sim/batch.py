@@ -184,12 +184,12 @@ class ReorientBatch:
         self.reported_fingertips[rows] = self.fingertips[rows]
 
     def _episode_randomization(self, row: int) -> Randomization:
-        """The configured ranges, or under ADR a draw within the current boundaries (one of them maybe pinned)."""
+        """The configured ranges, or under ADR the current boundaries (one of them maybe pinned)."""
         if self.adr_table is None:
             return self.config.randomization
         self.adr_boundary[row] = choose_boundary(self.rng, self.adr_table)
         return episode_randomization(self.config.randomization, self.adr_table, self.adr_values,
-                                     int(self.adr_boundary[row]), self.rng)
+                                     int(self.adr_boundary[row]))
 
     def _place_cube(self, row: int, randomization: Randomization) -> None:
         """Randomized physics, the hand at its zero pose holding still, a new cube dropped onto the palm."""
