@@ -107,8 +107,9 @@ RESUMABLE_KEYS = frozenset({"runner.total_updates", "runner.checkpoint_every", "
                             "runner.runs_dir", "runner.torch_threads", "runner.device", "ray.address",
                             "ray.local_num_cpus", "ray.cpus_per_worker", "env.num_workers",
                             "env.num_threads",
-                            # an annealing schedule by hand: lower the bonus once the policy holds the cube
-                            "ppo.entropy_coef"})
+                            # annealing schedules by hand: lower the bonus once the policy holds the cube, the
+                            # step size once its curve flattens (the optimizer's moments carry over)
+                            "ppo.entropy_coef", "ppo.learning_rate"})
 
 
 def validate(config: TrainConfig, source: str = "<config>") -> TrainConfig:

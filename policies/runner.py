@@ -304,6 +304,9 @@ class Runner:
 
     def _restore(self, content: dict[str, Any]) -> None:
         self._load_weights(content, ("actor", "critic", "optimizer"), "checkpoint")
+        # the optimizer's saved state carries the step size it ran with; the resumed config's may be lower
+        for group in self.ppo.optimizer.param_groups:
+            group["lr"] = self.config.ppo.learning_rate
         self.counters = {key: int(value) for key, value in content["counters"].items()}
         self.train_seconds = float(content["train_seconds"])
         recent = content["recent_episodes"]
