@@ -108,7 +108,7 @@ def eval_command(argv: list[str]) -> int:
     from policies.evaluate import evaluate
     from policies.inference import InferencePolicy
     from policies.sim_env import make_vec_env
-    from policies.vec_env import make_env
+    from policies.env_factory import make_env
 
     try:
         if args.episodes < 1 or args.num_envs < 1:

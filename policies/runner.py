@@ -26,11 +26,13 @@ from policies.models import EnvSpec
 from policies.ppo import PPO, build_ppo
 from policies.rollout import Episodes, RolloutWorker
 from policies.storage import RolloutStorage
-from policies.vec_env import EPISODE_KEYS, make_env
+from policies.env_factory import make_env
 from sim.adr import AdrState, AdrTable
 from sim.atomic import atomic_write
 from sim.cores import default_num_threads, resolve_device
 from sim.config_loading import to_mapping
+from sim.contract import (ADR_BOUNDARY, CONSECUTIVE_SUCCESSES, DROPPED, EPISODE_KEYS, EPISODE_LENGTH, EPISODE_RETURN,
+                          TIMED_OUT)
 
 CHECKPOINT_GLOB = "update_*.pt"
 # drawing the PNG takes about a second on a busy CPU, so checkpoints redraw it at most this often
@@ -247,18 +249,18 @@ class Runner:
         stats = self.ppo.update(storage)
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
-        finished = len(episodes["episode_return"])
+        finished = len(episodes[EPISODE_RETURN])
         for index in range(finished):
             self.recent.append({key: float(episodes[key][index]) for key in EPISODE_KEYS})
         if self.adr is not None:
-            for boundary, successes in zip(episodes["adr_boundary"], episodes["consecutive_successes"]):
+            for boundary, successes in zip(episodes[ADR_BOUNDARY], episodes[CONSECUTIVE_SUCCESSES]):
                 self.adr.record(int(boundary), float(successes))
         self.counters["update"] += 1
         self.counters["env_steps"] += self.samples_per_update
         self.counters["episodes"] += finished
         row = {**self.counters, "train_seconds": self.train_seconds, "samples_per_s": self.samples_per_update / seconds,
                "rollout_fraction": rollout_seconds / seconds, "episodes_finished": finished,
-               "successes_mean": float(np.mean(episodes["consecutive_successes"])) if finished else None,
+               "successes_mean": float(np.mean(episodes[CONSECUTIVE_SUCCESSES])) if finished else None,
                **self._recent_stats(), **stats, **(self.adr.metrics() if self.adr is not None else {})}
         self.metrics.write(row)
         return row
@@ -268,12 +270,12 @@ class Runner:
             return {"recent_successes_mean": None, "recent_successes_median": None, "recent_return_mean": None,
                     "recent_length_mean": None, "recent_drop_rate": None, "recent_timeout_rate": None}
         column = {key: np.array([episode[key] for episode in self.recent]) for key in EPISODE_KEYS}
-        return {"recent_successes_mean": float(column["consecutive_successes"].mean()),
-                "recent_successes_median": float(np.median(column["consecutive_successes"])),
-                "recent_return_mean": float(column["episode_return"].mean()),
-                "recent_length_mean": float(column["episode_length"].mean()),
-                "recent_drop_rate": float(column["dropped"].mean()),
-                "recent_timeout_rate": float(column["timed_out"].mean())}
+        return {"recent_successes_mean": float(column[CONSECUTIVE_SUCCESSES].mean()),
+                "recent_successes_median": float(np.median(column[CONSECUTIVE_SUCCESSES])),
+                "recent_return_mean": float(column[EPISODE_RETURN].mean()),
+                "recent_length_mean": float(column[EPISODE_LENGTH].mean()),
+                "recent_drop_rate": float(column[DROPPED].mean()),
+                "recent_timeout_rate": float(column[TIMED_OUT].mean())}
 
     def state(self) -> dict[str, Any]:
         """The training checkpoint's payload: everything needed to continue this run exactly."""
@@ -307,7 +309,7 @@ class Runner:
         self.counters = {key: int(value) for key, value in content["counters"].items()}
         self.train_seconds = float(content["train_seconds"])
         recent = content["recent_episodes"]
-        for index in range(len(recent["episode_return"])):
+        for index in range(len(recent[EPISODE_RETURN])):
             self.recent.append({key: float(recent[key][index]) for key in EPISODE_KEYS})
         saved_adr = content.get("adr")
         if (saved_adr is None) != (self.adr is None):
