@@ -27,7 +27,7 @@ from ros_nodes.node_main import config_from_parameters, run_node
 from ros_nodes.transport import DEFAULT_QOS, SENSOR_QOS, Node
 from sim.config_loading import bound, choice
 from sim.paths import data_path
-from vision.inference import CheckpointError, OnnxPoseEstimator, PoseEstimator, config_from_checkpoint, load_checkpoint
+from vision.inference import CheckpointError, OnnxPoseEstimator, PoseEstimator, model_from_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +85,12 @@ def load_estimator(checkpoint: str, backend: str, threads: int,
         return estimator
     import torch
 
-    trained_cameras = tuple(config_from_checkpoint(load_checkpoint(path), str(path)).dataset.camera_names)
+    model, config = model_from_checkpoint(path)
+    trained_cameras = tuple(config.dataset.camera_names)
     if trained_cameras != tuple(cameras):
         raise CheckpointError(f"{path}: the network was trained on cameras {list(trained_cameras)} in that order; "
                               f"the node is configured for {list(cameras)}")
-    estimator = PoseEstimator.from_checkpoint(path)
+    estimator = PoseEstimator(model)
     if threads > 0:
         torch.set_num_threads(threads)
     return estimator
