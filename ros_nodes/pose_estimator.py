@@ -25,7 +25,7 @@ from ros_nodes import msgs
 from ros_nodes.hand_driver import quaternion_message
 from ros_nodes.node_main import config_from_parameters, run_node
 from ros_nodes.transport import DEFAULT_QOS, SENSOR_QOS, Node
-from sim.config_loading import bound, choice
+from sim.config_loading import ConfigError, bound, choice
 from sim.paths import data_path
 from vision.inference import CheckpointError, OnnxPoseEstimator, PoseEstimator, model_from_checkpoint
 
@@ -120,7 +120,7 @@ class PoseEstimatorNode:
         self.config = config or config_from_parameters(node, PoseEstimatorNodeConfig, DEFAULT_CONFIG)
         config = self.config
         if not config.cameras or len(set(config.cameras)) != len(config.cameras):
-            raise ValueError(f"cameras must name distinct cameras, got {list(config.cameras)}")
+            raise ConfigError(f"cameras must name distinct cameras, got {list(config.cameras)}")
         self.estimator = estimator or load_estimator(config.checkpoint, config.backend, config.threads, config.cameras)
         self.pending: dict[int, dict[str, np.ndarray]] = {}  # stamp -> camera -> (H, W, 3)
         self.frame_ids: dict[int, str] = {}
