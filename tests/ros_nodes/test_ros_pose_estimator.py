@@ -169,7 +169,7 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_startup_error(tmp_path: Path, 
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
     assert main(["--ros-args", "-p", f"checkpoint:={corrupt}"]) == 2
-    assert f"{corrupt}: not a readable torch checkpoint" in capsys.readouterr().err
+    assert f"{corrupt}: not a readable checkpoint (truncated, corrupt or not a torch file)" in capsys.readouterr().err
     corrupt_onnx = tmp_path / "corrupt.onnx"
     corrupt_onnx.write_bytes(b"not a model")
     assert main(["--ros-args", "-p", f"checkpoint:={corrupt_onnx}", "-p", "backend:=onnx"]) == 2
