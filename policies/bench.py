@@ -27,10 +27,11 @@ from policies.cli import DEFAULT_CONFIG, default_config
 from sim.config_loading import parse_overrides
 from policies.config import EnvSection, TrainConfig, load_train_config
 from policies.runner import LocalBackend, Runner
-from policies.vec_env import VecEnv
+from policies.sim_env import section_env_config, sim_vec_env
 from sim.bench import physics_limit, resident_bytes_per_env
 from sim.cores import default_num_threads
 from sim.config import EnvConfig, load_env_config
+from sim.contract import VecEnv
 from sim.config_loading import ConfigError
 
 WARMUP_UPDATES = 1
@@ -106,12 +107,6 @@ class TimedRunner(Runner):
         return row
 
 
-def section_env_config(section: EnvSection) -> EnvConfig:
-    """The env YAML of `section` with its goal mode applied."""
-    env_config = load_env_config(section.config)
-    return env_config.with_options(goal_mode=section.goal_mode or env_config.task.goal_mode)
-
-
 def continuous_env_config(section: EnvSection) -> EnvConfig:
     """The env YAML of `section` with its goal mode applied and Box actions."""
     return section_env_config(section).with_options(action_type="continuous")
@@ -119,10 +114,7 @@ def continuous_env_config(section: EnvSection) -> EnvConfig:
 
 def make_continuous_sim_env(section: EnvSection, num_envs: int, seed: int) -> VecEnv:
     """policies.sim_env's VecEnv with Box actions: our learner on the action space the RecurrentPPO side gets."""
-    from sim import make_vec_env
-
-    return make_vec_env(continuous_env_config(section), num_envs=num_envs, num_workers=section.num_workers, seed=seed,
-                        num_threads=section.num_threads)
+    return sim_vec_env(continuous_env_config(section), section, num_envs, seed)
 
 
 def configured_action_type(config: TrainConfig) -> str:
@@ -378,7 +370,7 @@ def notes(config: TrainConfig, layout: str, action_type: str, with_peer: bool) -
         f"minibatches: ours splits by env into {config.ppo.num_minibatches} groups of whole sequences and "
         f"truncates BPTT to chunks of {config.ppo.chunk_len} steps; recurrent_ppo's batch_size is batch / "
         f"{config.ppo.num_minibatches} samples, its sequences run whole between minibatch and episode boundaries",
-        "envs: ours steps its VecEnv (sim.make_vec_env); recurrent_ppo steps N single gymnasium envs in an SB3 "
+        "envs: ours steps its VecEnv (sim.vec_env_from_config); recurrent_ppo steps N single gymnasium envs in an SB3 "
         "VecEnv (DummyVecEnv for env.num_workers 0, else SubprocVecEnv with one process per env, SB3's design)",
         f"cores: both sides get the machine's {default_num_threads()}: ours in physics threads and the update's "
         "torch threads; recurrent_ppo's torch uses as many threads for inference and update (SB3 has no vector env "

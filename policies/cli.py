@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 
-from policies.checkpoint import CheckpointError
 from policies.config import EnvSection
 from sim.cores import resolve_device
 from sim.config_loading import ConfigError, parse_overrides
-from sim.errors import InhandError
+from sim.errors import CheckpointError, InhandError
 from sim.output_paths import check_output_dir, check_output_file
 from sim.paths import data_path
 
@@ -44,7 +43,7 @@ def train(argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
-    from policies import checkpoint
+    from sim import checkpoint
     from policies.config import load_train_config
     from policies.runner import LocalBackend, Runner, resume_config, resume_paths
 
@@ -70,7 +69,7 @@ def train(argv: list[str]) -> int:
         if args.init:
             if args.resume:
                 raise ConfigError("--init starts a new run and --resume continues one; give only one of them")
-            init_from = checkpoint.load(args.init)
+            init_from = checkpoint.load(args.init, checkpoint.POLICY_KINDS)
         if args.backend == "ray":
             from policies.ray_backend import RayBackend
 
@@ -108,7 +107,7 @@ def eval_command(argv: list[str]) -> int:
     from policies.evaluate import evaluate
     from policies.inference import InferencePolicy
     from policies.sim_env import make_vec_env
-    from policies.vec_env import make_env
+    from policies.env_factory import make_env
 
     try:
         if args.episodes < 1 or args.num_envs < 1:

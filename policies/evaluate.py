@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from policies.inference import InferencePolicy
-from policies.vec_env import VecEnv, check_step
+from sim.contract import (CONSECUTIVE_SUCCESSES, DROPPED, EPISODE_DONE, EPISODE_LENGTH, TIMED_OUT, VecEnv,
+                          check_step)
 from sim.media import write_video
 
 # video frame rate: the control rate (80 ms per step), so the video plays in real time
@@ -53,12 +54,12 @@ def evaluate(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0,
         observations, rewards, terminated, truncated, info = env.step(actions)
         check_step(num_envs, observations, rewards, terminated, truncated, info, env.observation_sizes)
         policy.reset_envs(np.asarray(terminated) | np.asarray(truncated))
-        for index in np.flatnonzero(np.asarray(info["episode_done"])):
+        for index in np.flatnonzero(np.asarray(info[EPISODE_DONE])):
             if counts[index] < quotas[index]:
-                records["successes"].append(float(info["consecutive_successes"][index]))
-                records["dropped"].append(float(info["dropped"][index]))
-                records["timed_out"].append(float(info["timed_out"][index]))
-                records["lengths"].append(float(info["episode_length"][index]))
+                records["successes"].append(float(info[CONSECUTIVE_SUCCESSES][index]))
+                records["dropped"].append(float(info[DROPPED][index]))
+                records["timed_out"].append(float(info[TIMED_OUT][index]))
+                records["lengths"].append(float(info[EPISODE_LENGTH][index]))
             counts[index] += 1
     summary = summarize(*(np.array(records[key]) for key in ("successes", "dropped", "timed_out", "lengths")))
     if video is not None:

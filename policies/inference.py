@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from policies import checkpoint
-from policies.checkpoint import CheckpointError
 from policies.config import TrainConfig, config_from_mapping
 from policies.models import Actor, EnvSpec
 from policies.modules import LSTMState
+from sim import checkpoint
 from sim.atomic import atomic_write
 from sim.config_loading import to_mapping
+from sim.errors import CheckpointError
 
 ONNX_INPUTS = ("obs", "h", "c")
 ONNX_OPSET = 17
@@ -33,7 +33,7 @@ class InferencePolicy:
     @classmethod
     def load(cls, path: str | Path) -> InferencePolicy:
         """From a training or inference checkpoint file."""
-        content = checkpoint.load(path)
+        content = checkpoint.load(path, checkpoint.POLICY_KINDS)
         config = config_from_mapping(content["config"], f"{path} (config)")
         actor = Actor(EnvSpec(**content["spec"]), config.model)
         try:

@@ -18,7 +18,7 @@ from policies.ppo import PPO, build_ppo
 from policies.ray_address import probe_address
 from policies.rollout import Episodes, RolloutWorker, join_episodes
 from policies.storage import RolloutStorage
-from policies.vec_env import make_env
+from policies.env_factory import make_env
 from sim.adr import AdrTable
 from sim.config_loading import ConfigError, to_mapping
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from policies.ppo import PPO
-from policies.vec_env import EPISODE_KEYS, OPTIONAL_EPISODE_KEYS, VecEnv, check_step
+from sim.contract import EPISODE_DONE, EPISODE_KEYS, FINAL_CRITIC, OPTIONAL_EPISODE_KEYS, VecEnv, check_step
 
 Episodes = dict[str, np.ndarray]
 
@@ -48,8 +48,8 @@ class RolloutWorker:
             observations, rewards, terminated, truncated, info = self.env.step(actions.cpu().numpy())
             check_step(self.num_envs, observations, rewards, terminated, truncated, info, self.sizes)
             self.ppo.process_step(self._tensor(rewards), self._tensor(terminated, torch.bool),
-                                  self._tensor(truncated, torch.bool), self._tensor(info["final_critic"]))
-            done = np.asarray(info["episode_done"], dtype=bool)
+                                  self._tensor(truncated, torch.bool), self._tensor(info[FINAL_CRITIC]))
+            done = np.asarray(info[EPISODE_DONE], dtype=bool)
             if keys is None:  # the VecEnv's info keys do not change between steps
                 keys = [*EPISODE_KEYS, *(key for key in OPTIONAL_EPISODE_KEYS if key in info)]
             # every step adds its (maybe empty) records, so the optional keys survive a rollout where none ended

@@ -7,8 +7,6 @@ between machines as that one file. Episodes in progress when a run stops are los
 """
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -18,19 +16,23 @@ import numpy as np
 import torch
 import yaml
 
-from policies import checkpoint
-from policies.checkpoint import CheckpointError
 from policies.config import TrainConfig, incompatible_keys, config_from_mapping
-from policies.metrics import MetricsLog, pack_rows, unpack_rows
+from policies.metrics import POLICY_METRICS
 from policies.models import EnvSpec
 from policies.ppo import PPO, build_ppo
 from policies.rollout import Episodes, RolloutWorker
 from policies.storage import RolloutStorage
-from policies.vec_env import EPISODE_KEYS, make_env
+from policies.env_factory import make_env
+from sim import checkpoint
 from sim.adr import AdrState, AdrTable
 from sim.atomic import atomic_write
 from sim.cores import default_num_threads, resolve_device
+from sim.errors import CheckpointError
+from sim.metrics_log import MetricsLog, history_rows, pack_rows
+from sim.stop_signal import StopSignal
 from sim.config_loading import to_mapping
+from sim.contract import (ADR_BOUNDARY, CONSECUTIVE_SUCCESSES, DROPPED, EPISODE_KEYS, EPISODE_LENGTH, EPISODE_RETURN,
+                          TIMED_OUT)
 
 CHECKPOINT_GLOB = "update_*.pt"
 # drawing the PNG takes about a second on a busy CPU, so checkpoints redraw it at most this often
@@ -112,15 +114,6 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     return paths[-1]
 
 
-def history_rows(content: dict[str, Any]) -> list[dict[str, Any]]:
-    """The metrics rows a training checkpoint carries: a packed table, or (files written before the table
-    existed) a list of rows; none in older files."""
-    metrics = content.get("metrics")
-    if metrics is None:
-        return []
-    return unpack_rows(metrics) if isinstance(metrics, dict) else [dict(row) for row in metrics]
-
-
 def resume_paths(resume: Path, run_dir: str | None) -> tuple[Path, Path | None]:
     """--resume (a run folder or a checkpoint file) and --run-dir -> (checkpoint file, run folder or None: new).
 
@@ -197,9 +190,9 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config_text = yaml.safe_dump(to_mapping(config), sort_keys=False)
         atomic_write(self.run_dir / "config.yaml", lambda temp: temp.write_text(config_text))
-        history = history_rows(resume_from) if resume_from is not None else []
-        self.metrics = MetricsLog(self.run_dir, history)
-        self.stop_requested = False
+        history = history_rows(resume_from, POLICY_METRICS) if resume_from is not None else []
+        self.metrics = MetricsLog(self.run_dir, POLICY_METRICS, history)
+        self.stop = StopSignal()
         self.last_plot = -float("inf")
 
     @property
@@ -214,22 +207,21 @@ class Runner:
         total = self.config.runner.total_updates
         bar = tqdm(total=total * self.samples_per_update, initial=self.counters["env_steps"], unit="step",
                    unit_scale=True, dynamic_ncols=True, disable=not self.progress, desc="train")
-        restore_signals = self._install_stop_handlers()
         try:
-            if self.counters["update"] < total:
-                self.backend.restart([int(seed) for seed in self.seed_stream.integers(0, 2**31 - 1,
-                                                                                     self.backend.num_streams)])
-            while self.counters["update"] < total and not self.stop_requested:
-                row = self._update()
-                bar.update(self.samples_per_update)
-                bar.set_postfix(update=row["update"], sps=f"{row['samples_per_s']:.0f}",
-                                successes=_fmt(row["recent_successes_mean"]))
-                update = self.counters["update"]
-                if update % self.config.runner.checkpoint_every == 0 or update == total or self.stop_requested:
-                    self.save_checkpoint()
+            with self.stop:
+                if self.counters["update"] < total:
+                    self.backend.restart([int(seed) for seed in self.seed_stream.integers(0, 2**31 - 1,
+                                                                                         self.backend.num_streams)])
+                while self.counters["update"] < total and not self.stop.requested:
+                    row = self._update()
+                    bar.update(self.samples_per_update)
+                    bar.set_postfix(update=row["update"], sps=f"{row['samples_per_s']:.0f}",
+                                    successes=_fmt(row["recent_successes_mean"]))
+                    update = self.counters["update"]
+                    if update % self.config.runner.checkpoint_every == 0 or update == total or self.stop.requested:
+                        self.save_checkpoint()
             self.plot()
         finally:
-            restore_signals()
             bar.close()
             self.metrics.close()
         return {"run_dir": str(self.run_dir), **self.counters,
@@ -247,18 +239,18 @@ class Runner:
         stats = self.ppo.update(storage)
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
-        finished = len(episodes["episode_return"])
+        finished = len(episodes[EPISODE_RETURN])
         for index in range(finished):
             self.recent.append({key: float(episodes[key][index]) for key in EPISODE_KEYS})
         if self.adr is not None:
-            for boundary, successes in zip(episodes["adr_boundary"], episodes["consecutive_successes"]):
+            for boundary, successes in zip(episodes[ADR_BOUNDARY], episodes[CONSECUTIVE_SUCCESSES]):
                 self.adr.record(int(boundary), float(successes))
         self.counters["update"] += 1
         self.counters["env_steps"] += self.samples_per_update
         self.counters["episodes"] += finished
         row = {**self.counters, "train_seconds": self.train_seconds, "samples_per_s": self.samples_per_update / seconds,
                "rollout_fraction": rollout_seconds / seconds, "episodes_finished": finished,
-               "successes_mean": float(np.mean(episodes["consecutive_successes"])) if finished else None,
+               "successes_mean": float(np.mean(episodes[CONSECUTIVE_SUCCESSES])) if finished else None,
                **self._recent_stats(), **stats, **(self.adr.metrics() if self.adr is not None else {})}
         self.metrics.write(row)
         return row
@@ -268,12 +260,12 @@ class Runner:
             return {"recent_successes_mean": None, "recent_successes_median": None, "recent_return_mean": None,
                     "recent_length_mean": None, "recent_drop_rate": None, "recent_timeout_rate": None}
         column = {key: np.array([episode[key] for episode in self.recent]) for key in EPISODE_KEYS}
-        return {"recent_successes_mean": float(column["consecutive_successes"].mean()),
-                "recent_successes_median": float(np.median(column["consecutive_successes"])),
-                "recent_return_mean": float(column["episode_return"].mean()),
-                "recent_length_mean": float(column["episode_length"].mean()),
-                "recent_drop_rate": float(column["dropped"].mean()),
-                "recent_timeout_rate": float(column["timed_out"].mean())}
+        return {"recent_successes_mean": float(column[CONSECUTIVE_SUCCESSES].mean()),
+                "recent_successes_median": float(np.median(column[CONSECUTIVE_SUCCESSES])),
+                "recent_return_mean": float(column[EPISODE_RETURN].mean()),
+                "recent_length_mean": float(column[EPISODE_LENGTH].mean()),
+                "recent_drop_rate": float(column[DROPPED].mean()),
+                "recent_timeout_rate": float(column[TIMED_OUT].mean())}
 
     def state(self) -> dict[str, Any]:
         """The training checkpoint's payload: everything needed to continue this run exactly."""
@@ -310,7 +302,7 @@ class Runner:
         self.counters = {key: int(value) for key, value in content["counters"].items()}
         self.train_seconds = float(content["train_seconds"])
         recent = content["recent_episodes"]
-        for index in range(len(recent["episode_return"])):
+        for index in range(len(recent[EPISODE_RETURN])):
             self.recent.append({key: float(recent[key][index]) for key in EPISODE_KEYS})
         saved_adr = content.get("adr")
         if (saved_adr is None) != (self.adr is None):
@@ -338,24 +330,6 @@ class Runner:
                 getattr(self.ppo, name).load_state_dict(content[name])
             except (RuntimeError, ValueError, KeyError) as error:
                 raise CheckpointError(f"{label} {name} weights do not fit the configured model: {error}") from error
-
-    def _install_stop_handlers(self) -> Any:
-        """First SIGINT/SIGTERM: finish this update, checkpoint, stop. A second SIGINT interrupts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if self.stop_requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-
-        return restore
 
 
 def _fmt(value: float | None) -> str:

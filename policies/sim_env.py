@@ -1,16 +1,20 @@
 """The default env factory: the inhand MuJoCo sim (imported only when an env is built)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from policies.config import EnvSection
-from policies.vec_env import VecEnv
+from sim.contract import VecEnv
+
+if TYPE_CHECKING:
+    from sim.config import EnvConfig
 
 
-def make_vec_env(section: EnvSection, num_envs: int, seed: int, fixed_ranges: bool = False) -> VecEnv:
-    """sim.make_vec_env on the env YAML of `section` (config/env.yaml when null), goal mode overridden if set;
-    fixed_ranges evaluates at the YAML's configured ranges even where it asks for automatic randomization."""
+def section_env_config(section: EnvSection, fixed_ranges: bool = False) -> EnvConfig:
+    """The env YAML of `section` (config/env.yaml when null), its goal mode overridden if set; fixed_ranges keeps
+    the YAML's configured ranges even where it asks for automatic randomization."""
     from dataclasses import replace
 
-    from sim import make_vec_env as make_sim_vec_env
     from sim.config import load_env_config
 
     env_config = load_env_config(section.config)
@@ -18,5 +22,17 @@ def make_vec_env(section: EnvSection, num_envs: int, seed: int, fixed_ranges: bo
         env_config = env_config.with_options(goal_mode=section.goal_mode)
     if fixed_ranges:
         env_config = replace(env_config, randomization=replace(env_config.randomization, mode="fixed"))
-    return make_sim_vec_env(env_config, num_envs=num_envs, num_workers=section.num_workers, seed=seed,
-                             num_threads=section.num_threads)
+    return env_config
+
+
+def sim_vec_env(env_config: EnvConfig, section: EnvSection, num_envs: int, seed: int) -> VecEnv:
+    """sim.vec_env_from_config on `env_config` with the section's worker processes and physics threads."""
+    from sim import vec_env_from_config
+
+    return vec_env_from_config(env_config, num_envs=num_envs, num_workers=section.num_workers, seed=seed,
+                               num_threads=section.num_threads)
+
+
+def make_vec_env(section: EnvSection, num_envs: int, seed: int, fixed_ranges: bool = False) -> VecEnv:
+    """The inhand sim as env.factory: sim_vec_env on section_env_config(section, fixed_ranges)."""
+    return sim_vec_env(section_env_config(section, fixed_ranges), section, num_envs, seed)

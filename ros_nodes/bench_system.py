@@ -39,7 +39,7 @@ def write_untrained_checkpoint(path: str | Path, dense_size: int = 256, lstm_siz
     one of that size, acts at random."""
     import torch
 
-    from policies import checkpoint
+    from sim import checkpoint
     from policies.config import EnvSection, ModelConfig, TrainConfig
     from policies.inference import inference_payload
     from policies.models import Actor, EnvSpec
@@ -69,20 +69,15 @@ def write_untrained_pose_checkpoint(path: str | Path, input_size: int = 48, seed
     sees a cube in the hand and runs trials; its orientations are arbitrary."""
     import torch
 
-    from sim.config_loading import to_mapping
     from vision.config import ModelConfig, VisionConfig
+    from vision.inference import save_pose_estimator
     from vision.model import PoseNet
-    from vision.train import atomic_torch_save
 
     config = ModelConfig(input_size=input_size, stem_channels=(8, 8), stage_channels=(8, 8, 16, 16), hidden_size=32)
     torch.manual_seed(seed)
     model = PoseNet(config)
     model.set_position_normalization(torch.as_tensor(resting_cube_position(seed)), torch.full((3,), position_scale_m))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save({"kind": "inference", "model": model.eval().state_dict(),
-                       "config": to_mapping(VisionConfig(model=config)), "step": 0}, path)
-    return path
+    return save_pose_estimator(path, model.eval(), VisionConfig(model=config), step=0, validation={})
 
 
 def _percentiles(values_ms: list[float]) -> dict[str, float | None]:

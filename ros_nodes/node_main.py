@@ -21,7 +21,7 @@ import yaml
 from ros_nodes.transport import Node, create_node
 from ros_nodes.transport.names import normalize_namespace, parse_remapping
 from sim.config_loading import ConfigError, flatten_mapping, from_mapping, load_config, read_yaml, to_mapping
-from sim.errors import InhandError
+from sim.errors import InhandError, UsageError
 from sim.paths import data_path
 
 T = TypeVar("T")
@@ -59,12 +59,12 @@ def parse_ros_args(argv: list[str]) -> tuple[RosArgs, list[str]]:
         while index < len(argv) and argv[index] not in ("--", "--ros-args"):
             flag = argv[index]
             if flag not in ("-r", "--remap", "-p", "--param", "--params-file"):
-                raise ValueError(
+                raise UsageError(
                     f"unsupported ROS argument {flag!r}; supported: -r/--remap from:=to, -p/--param name:=value, "
                     "--params-file FILE"
                 )
             if index + 1 >= len(argv):
-                raise ValueError(f"ROS argument {flag} needs a value")
+                raise UsageError(f"ROS argument {flag} needs a value")
             value = argv[index + 1]
             index += 2
             if flag == "--params-file":
@@ -72,7 +72,7 @@ def parse_ros_args(argv: list[str]) -> tuple[RosArgs, list[str]]:
                 continue
             name, separator, text = value.partition(":=")
             if not separator or not name:
-                raise ValueError(f"ROS argument {flag} {value!r}: expected name:=value")
+                raise UsageError(f"ROS argument {flag} {value!r}: expected name:=value")
             if flag in ("-p", "--param"):
                 ros.parameters[name] = _yaml_value(text)
             elif name == "__node":
@@ -113,15 +113,15 @@ def _parameter_default(value: Any) -> Any:
 def config_from_parameters(node: Node, cls: type[T], default_file: str) -> T:
     """Config `cls` from the YAML file in parameter config_file (default `default_file`), each field overridable by
     a node parameter of the same name."""
-    source = str(node.declare_parameter("config_file", str(data_path(default_file))))
-    from_file = load_config(cls, source)
     values = {}
-    for item in dataclasses.fields(cls):  # type: ignore[arg-type]
-        current = to_mapping(getattr(from_file, item.name))
-        try:
+    try:
+        source = str(node.declare_parameter("config_file", str(data_path(default_file))))
+        from_file = load_config(cls, source)
+        for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+            current = to_mapping(getattr(from_file, item.name))
             values[item.name] = node.declare_parameter(item.name, _parameter_default(current))
-        except TypeError as error:
-            raise ConfigError(str(error)) from None
+    except TypeError as error:  # a parameter given with another type than its default's
+        raise ConfigError(str(error)) from None
     return from_mapping(cls, values, source=f"{source} + parameters of node {node.fully_qualified_name}")
 
 
@@ -144,7 +144,10 @@ def _die_with_launcher() -> bool:
 
 def run_node(default_name: str, build: Callable[[Node], Any], argv: list[str] | None = None) -> int:
     """Create the transport node from argv's --ros-args, build the node object, spin until SIGINT/SIGTERM or until it
-    shuts the node down itself; return the exit code (2 for bad arguments or configuration)."""
+    shuts the node down itself; return the exit code.
+
+    Bad arguments, configuration or checkpoints (InhandError) print one line and return 2; any other exception is
+    a bug and propagates, so its traceback is printed and the process exits non-zero."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(arg in ("-h", "--help") for arg in argv):
         print(f"usage: python -m ros_nodes.{default_name} --ros-args [-r from:=to] [-r __node:=NAME] [-r __ns:=/NS] "
@@ -153,8 +156,8 @@ def run_node(default_name: str, build: Callable[[Node], Any], argv: list[str] | 
     try:
         ros, rest = parse_ros_args(argv)
         if rest:
-            raise ValueError(f"unexpected arguments {rest}; parameters go after --ros-args as -p name:=value")
-    except ValueError as error:
+            raise UsageError(f"unexpected arguments {rest}; parameters go after --ros-args as -p name:=value")
+    except InhandError as error:
         print(f"{default_name}: {error}", file=sys.stderr)
         return 2
     if not _die_with_launcher():
@@ -183,7 +186,7 @@ def run_node(default_name: str, build: Callable[[Node], Any], argv: list[str] | 
             parameters.update(ros.parameters)
             node = create_node(name, namespace, parameters=parameters, remappings=ros.remappings)
             instance = build(node)
-        except (InhandError, ValueError, KeyError, TypeError, FileNotFoundError) as error:
+        except InhandError as error:
             print(f"{name}: {error}", file=sys.stderr)
             return 2
         while not node.is_shutdown and not stop_requested:

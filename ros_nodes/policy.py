@@ -26,7 +26,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from policies.checkpoint import CheckpointError
+from sim.errors import CheckpointError
 from policies.inference import InferencePolicy
 from ros_nodes import msgs
 from ros_nodes.hand_driver import quaternion_array

@@ -25,9 +25,9 @@ from ros_nodes import msgs
 from ros_nodes.hand_driver import quaternion_message
 from ros_nodes.node_main import config_from_parameters, run_node
 from ros_nodes.transport import DEFAULT_QOS, SENSOR_QOS, Node
-from sim.config_loading import bound, choice
+from sim.config_loading import ConfigError, bound, choice
 from sim.paths import data_path
-from vision.inference import CheckpointError, OnnxPoseEstimator, PoseEstimator, config_from_checkpoint, load_checkpoint
+from vision.inference import CheckpointError, OnnxPoseEstimator, PoseEstimator, model_from_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +85,12 @@ def load_estimator(checkpoint: str, backend: str, threads: int,
         return estimator
     import torch
 
-    trained_cameras = tuple(config_from_checkpoint(load_checkpoint(path), str(path)).dataset.camera_names)
+    model, config = model_from_checkpoint(path)
+    trained_cameras = tuple(config.dataset.camera_names)
     if trained_cameras != tuple(cameras):
         raise CheckpointError(f"{path}: the network was trained on cameras {list(trained_cameras)} in that order; "
                               f"the node is configured for {list(cameras)}")
-    estimator = PoseEstimator.from_checkpoint(path)
+    estimator = PoseEstimator(model)
     if threads > 0:
         torch.set_num_threads(threads)
     return estimator
@@ -119,7 +120,7 @@ class PoseEstimatorNode:
         self.config = config or config_from_parameters(node, PoseEstimatorNodeConfig, DEFAULT_CONFIG)
         config = self.config
         if not config.cameras or len(set(config.cameras)) != len(config.cameras):
-            raise ValueError(f"cameras must name distinct cameras, got {list(config.cameras)}")
+            raise ConfigError(f"cameras must name distinct cameras, got {list(config.cameras)}")
         self.estimator = estimator or load_estimator(config.checkpoint, config.backend, config.threads, config.cameras)
         self.pending: dict[int, dict[str, np.ndarray]] = {}  # stamp -> camera -> (H, W, 3)
         self.frame_ids: dict[int, str] = {}

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import gymnasium
 
-from sim.vec_env import VecEnv, make_vec_env
+from sim.contract import VecEnv
+from sim.vec_env import vec_env_from_config
 
 # id -> task options; every variant is checked by gymnasium's env checker in the tests
 VARIANTS: dict[str, dict[str, str]] = {
@@ -17,4 +18,4 @@ for _env_id, _options in VARIANTS.items():
     if _env_id not in gymnasium.registry:
         gymnasium.register(_env_id, entry_point="sim.env:ReorientEnv", kwargs=dict(_options))
 
-__all__ = ["VARIANTS", "VecEnv", "make_vec_env"]
+__all__ = ["VARIANTS", "VecEnv", "vec_env_from_config"]

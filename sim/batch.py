@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from sim import perturbations, rotations, task
+from sim import contract, perturbations, rotations, task
 from sim.adr import NO_BOUNDARY, adr_table, choose_boundary, episode_randomization
 from sim.config import EnvConfig, Randomization
 from sim.cores import check_num_threads
@@ -275,20 +275,20 @@ class ReorientBatch:
         truncated = timed_out | (physics_error & ~terminated)
         done = terminated | truncated
         info = {
-            "is_success": success,
-            "consecutive_successes": self.successes.copy(),
-            "dropped": dropped,
-            "timed_out": timed_out,
-            "physics_error": physics_error,
-            "mujoco_warnings": new_warnings.sum(axis=1),
-            "episode_done": done,
-            "episode_return": self.episode_return.copy(),
-            "episode_length": self.episode_length.copy(),
-            "adr_boundary": self.adr_boundary.copy(),
+            contract.IS_SUCCESS: success,
+            contract.CONSECUTIVE_SUCCESSES: self.successes.copy(),
+            contract.DROPPED: dropped,
+            contract.TIMED_OUT: timed_out,
+            contract.PHYSICS_ERROR: physics_error,
+            contract.MUJOCO_WARNINGS: new_warnings.sum(axis=1),
+            contract.EPISODE_DONE: done,
+            contract.EPISODE_RETURN: self.episode_return.copy(),
+            contract.EPISODE_LENGTH: self.episode_length.copy(),
+            contract.ADR_BOUNDARY: self.adr_boundary.copy(),
         }
         critic = self.critic_observation()
         if self.autoreset:
-            info["final_critic"] = critic
+            info[contract.FINAL_CRITIC] = critic
             if done.any():
                 rows = np.flatnonzero(done)
                 self.reset_envs(rows)

@@ -22,7 +22,7 @@ import numpy as np
 from sim.batch import ReorientBatch
 from sim.config import EnvConfig, load_env_config
 from sim.scene import load_model
-from sim.vec_env import make_vec_env
+from sim.vec_env import vec_env_from_config
 
 
 def raw_physics(config: EnvConfig, steps: int, seed: int):
@@ -201,7 +201,7 @@ VEC_LAYOUTS = {"1_thread": (0, 1), "2_threads": (0, 2), "2_workers": (2, 1)}
 
 def vec_throughputs(config: EnvConfig, num_envs: int, steps: int, rounds: int, seed: int) -> dict[str, float]:
     """Env steps per second of each VEC_LAYOUTS entry, timed in alternating rounds."""
-    envs = {name: make_vec_env(config, num_envs, workers, seed, num_threads=threads)
+    envs = {name: vec_env_from_config(config, num_envs, workers, seed, num_threads=threads)
             for name, (workers, threads) in VEC_LAYOUTS.items()}
     rng = np.random.default_rng(seed)
     actions = rng.integers(0, config.task.action_bins, (steps, num_envs, 20))

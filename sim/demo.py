@@ -14,6 +14,7 @@ import gymnasium
 import numpy as np
 
 import sim  # noqa: F401 - registers the env ids
+from sim.contract import CONSECUTIVE_SUCCESSES, DROPPED, TIMED_OUT
 from sim.media import write_image, write_video
 from sim.output_paths import check_output_dir, check_output_file
 
@@ -32,13 +33,13 @@ def run_episode(config: str | None, camera: str, size: int, seed: int, max_steps
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
     frames = [env.render()]
-    total_reward, info, step = 0.0, {"consecutive_successes": 0, "dropped": False, "timed_out": False}, 0
+    total_reward, info, step = 0.0, {CONSECUTIVE_SUCCESSES: 0, DROPPED: False, TIMED_OUT: False}, 0
     for step in range(1, max_steps + 1):
         # bins 4..6 of 11: nudges of at most a fifth of each half range per step
         _, reward, terminated, truncated, info = env.step(rng.integers(4, 7, 20))
         total_reward += reward
         seconds = step * env.unwrapped.batch.control_dt
-        frames.append(overlay(env.render(), [f"t {seconds:4.1f} s", f"successes {info['consecutive_successes']}"]))
+        frames.append(overlay(env.render(), [f"t {seconds:4.1f} s", f"successes {info[CONSECUTIVE_SUCCESSES]}"]))
         if terminated or truncated:
             break
     env.close()
@@ -46,9 +47,9 @@ def run_episode(config: str | None, camera: str, size: int, seed: int, max_steps
         "steps": step,
         "simulated_seconds": round(step * env.unwrapped.batch.control_dt, 3),
         "return": round(total_reward, 3),
-        "consecutive_successes": int(info["consecutive_successes"]),
-        "dropped": bool(info["dropped"]),
-        "timed_out": bool(info["timed_out"]),
+        "consecutive_successes": int(info[CONSECUTIVE_SUCCESSES]),
+        "dropped": bool(info[DROPPED]),
+        "timed_out": bool(info[TIMED_OUT]),
     }
     return frames, summary
 

@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from sim.batch import OBSERVATION_SIZES, ReorientBatch
 from sim.config import EnvConfig, load_env_config
+from sim.contract import CONSECUTIVE_SUCCESSES
 
 
 def action_space(config: EnvConfig, n_actuators: int) -> spaces.Space:
@@ -77,7 +78,7 @@ class ReorientEnv(gymnasium.Env):
         """Randomize physics, place the cube on the palm in a random orientation, pick a goal."""
         super().reset(seed=seed)
         observation = self.batch.reset(seed)
-        return _first(observation), {"consecutive_successes": 0}
+        return _first(observation), {CONSECUTIVE_SUCCESSES: 0}
 
     def step(self, action: np.ndarray):
         """One 80 ms control period."""

@@ -1,66 +1,29 @@
 """Vectorized envs for learners: one batch in this process, or several batches in worker processes.
 
-Every backend auto-resets finished envs and returns arrays over all envs:
-    reset(seed) -> {"policy": (N, 22), "critic": (N, 84)} float32
-    step(actions (N, A)) -> observation, reward (N,), terminated (N,), truncated (N,), info {name: (N, ...)}
-info["final_critic"] holds the critic observation of the last state before an auto-reset, for bootstrapping
-time-outs; info["episode_done"] marks the envs whose episode ended in this step.
+Both implement the VecEnv contract of sim.contract (auto-reset, arrays over all envs, the info keys it names).
 """
 from __future__ import annotations
 
 import multiprocessing
 import signal
 import traceback
-from abc import ABC, abstractmethod
 from multiprocessing.connection import Connection
 
 import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from sim.adr import AdrTable, adr_table
+from sim.adr import adr_table
 from sim.batch import OBSERVATION_SIZES, ReorientBatch
-from sim.cores import default_num_threads
 from sim.config import EnvConfig
+from sim.contract import StepReturn, VecEnv
+from sim.cores import default_num_threads
 from sim.env import action_space
-
-StepReturn = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]
-
-
-class VecEnv(ABC):
-    """The contract between the learner and the simulation."""
-
-    num_envs: int
-    observation_sizes: dict[str, int] = OBSERVATION_SIZES
-    single_action_space: spaces.Space
-    # the boundaries automatic domain randomization moves; None when the ranges are fixed
-    adr_table: AdrTable | None = None
-
-    @abstractmethod
-    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
-        """Start new episodes everywhere; a seed makes the whole run reproducible."""
-
-    @abstractmethod
-    def step(self, actions: np.ndarray) -> StepReturn:
-        """One control step of every env, auto-resetting finished ones."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release processes and simulations."""
-
-    def set_adr_values(self, values: np.ndarray) -> None:
-        """ADR boundary values (K,) for the episodes that start from now on."""
-        raise ValueError(f"{type(self).__name__} has fixed randomization ranges; set randomization.mode: adr")
-
-    def __enter__(self) -> VecEnv:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class BatchVecEnv(VecEnv):
     """All envs stepped in this process by one ReorientBatch."""
+
+    observation_sizes = OBSERVATION_SIZES
 
     def __init__(self, config: EnvConfig, num_envs: int, seed: int = 0, num_threads: int = 1):
         # seeded like worker 0 of ProcessVecEnv, so one worker reproduces this backend exactly
@@ -128,6 +91,8 @@ def _worker(connection: Connection, config: EnvConfig, num_envs: int, seed: int)
 
 class ProcessVecEnv(VecEnv):
     """Envs split over worker processes, each stepping its share as one batch (one pipe trip per step)."""
+
+    observation_sizes = OBSERVATION_SIZES
 
     def __init__(
         self, config: EnvConfig, num_envs: int, num_workers: int, seed: int = 0, start_method: str = "spawn"
@@ -213,8 +178,8 @@ def _worker_seed(seed: int, worker: int) -> int:
     return int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])
 
 
-def make_vec_env(config: EnvConfig, num_envs: int, num_workers: int = 0, seed: int = 0,
-                 num_threads: int | None = None) -> VecEnv:
+def vec_env_from_config(config: EnvConfig, num_envs: int, num_workers: int = 0, seed: int = 0,
+                        num_threads: int | None = None) -> VecEnv:
     """num_workers=0 steps all envs in this process on num_threads physics threads (None: one per core);
     otherwise they are split over that many single-threaded processes."""
     if num_workers == 0:

@@ -1,4 +1,4 @@
-"""`inhand vision {render,train,eval,export} ...`: the pose-estimator pipeline from renders to an ONNX file."""
+"""`inhand vision {render,train,eval,export,convert} ...`: the pose-estimator pipeline from renders to an ONNX file."""
 from __future__ import annotations
 
 import argparse
@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policies.checkpoint import CheckpointError as PolicyCheckpointError
 from sim.config_loading import parse_overrides
-from sim.errors import InhandError, UsageError
+from sim.errors import CheckpointError, InhandError, UsageError
 from sim.output_paths import check_output_dir, check_output_file
 from vision.config import VisionConfig, load_vision_config
 from vision.dataset import DEFAULT_CUBE_STATES
@@ -33,7 +32,7 @@ def load_render_policy(path: str) -> tuple[InferencePolicy, dict[str, Any]]:
     policy = InferencePolicy.load(path)
     spec = policy.spec
     if spec.policy_size != OBSERVATION_SIZES["policy"]:
-        raise PolicyCheckpointError(
+        raise CheckpointError(
             f"{path}: the policy reads {spec.policy_size} observation values but the inhand sim gives "
             f"{OBSERVATION_SIZES['policy']}: not a policy of the inhand sim (env.factory {policy.config.env.factory})"
         )
@@ -96,8 +95,8 @@ def _train(arguments: argparse.Namespace) -> int:
     from vision.train import train
 
     check_output_dir(arguments.run_dir, [arguments.config, *arguments.data], arguments.force, "--run-dir")
-    metrics = train(_config(arguments), arguments.data, arguments.run_dir, resume=arguments.resume)
-    print(json.dumps({"run_dir": str(arguments.run_dir), "validation": metrics}))
+    summary = train(_config(arguments), arguments.data, arguments.run_dir, resume=arguments.resume)
+    print(json.dumps({"run_dir": str(arguments.run_dir), **summary}))
     return 0
 
 
@@ -137,6 +136,15 @@ def _export(arguments: argparse.Namespace) -> int:
         print(f"inhand vision export: ONNX outputs differ from torch by {difference:.2e} > {arguments.tolerance:.0e}",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def _convert(arguments: argparse.Namespace) -> int:
+    from vision.convert import convert_legacy_pose
+
+    check_output_file(arguments.out, "torch checkpoint", [arguments.source], arguments.force, "--out")
+    kind = convert_legacy_pose(arguments.source, arguments.out)
+    print(json.dumps({"source": str(arguments.source), "out": str(arguments.out), "kind": kind}))
     return 0
 
 
@@ -192,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     export.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted output difference")
     export.set_defaults(run=_export)
+
+    convert_help = "rewrite a pose-estimator file from before the common checkpoint format in that format"
+    convert = commands.add_parser("convert", help=convert_help, description=convert_help)
+    convert.add_argument("source", type=Path, metavar="OLD.pt", help="old model.pt or checkpoint.pt")
+    convert.add_argument("--out", type=Path, required=True, metavar="NEW.pt", help="file to write (not OLD.pt)")
+    convert.add_argument("--force", action="store_true", help="write over an existing file of another kind")
+    convert.set_defaults(run=_convert)
     return parser
 
 

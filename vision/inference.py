@@ -1,4 +1,5 @@
-"""Checkpoint loading, the pose estimator used at run time (torch or ONNX Runtime), and ONNX export."""
+"""Pose-estimator checkpoints (sim.checkpoint's format), the estimator used at run time (torch or ONNX Runtime),
+and ONNX export."""
 from __future__ import annotations
 
 import warnings
@@ -8,8 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from sim import checkpoint
 from sim.atomic import atomic_write
-from sim.config_loading import ConfigError, from_mapping
+from sim.config_loading import ConfigError, from_mapping, to_mapping
 from sim.errors import CheckpointError
 from vision.config import VisionConfig, check_consistency
 from vision.model import PoseNet
@@ -20,24 +22,18 @@ ONNX_OUTPUTS = ("position", "quaternion")
 ONNX_CROP_KEY = "inhand_crop"  # metadata: the crop fraction preprocessing must apply (ModelConfig.crop)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a training or inference checkpoint (tensors and plain data only)."""
-    path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint not found") from None
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from None
-    if not isinstance(checkpoint, dict) or not {"model", "config"} <= set(checkpoint):
-        raise CheckpointError(f"{path}: not a pose-estimator checkpoint (needs 'model' and 'config' entries)")
-    return checkpoint
+def save_pose_estimator(path: str | Path, model: PoseNet, config: VisionConfig, step: int,
+                        validation: dict[str, Any]) -> Path:
+    """Write an inference-only pose-estimator checkpoint: weights, config, training step, held-out metrics."""
+    weights = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    return checkpoint.save(path, "pose_inference", {"model": weights, "config": to_mapping(config), "step": step,
+                                                    "validation": validation})
 
 
-def config_from_checkpoint(checkpoint: dict[str, Any], source: str) -> VisionConfig:
-    """The VisionConfig a checkpoint was trained with."""
+def config_from_checkpoint(content: dict[str, Any], source: str) -> VisionConfig:
+    """The VisionConfig a pose-estimator checkpoint was trained with."""
     try:
-        config = from_mapping(VisionConfig, checkpoint["config"], source=source)
+        config = from_mapping(VisionConfig, content["config"], source=source)
         check_consistency(config, source)
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
@@ -45,12 +41,12 @@ def config_from_checkpoint(checkpoint: dict[str, Any], source: str) -> VisionCon
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[PoseNet, VisionConfig]:
-    """The network (in eval mode) and config stored in a checkpoint."""
-    checkpoint = load_checkpoint(path)
-    config = config_from_checkpoint(checkpoint, str(path))
+    """The network (in eval mode) and config stored in a pose-estimator checkpoint (training or inference)."""
+    content = checkpoint.load(path, checkpoint.POSE_KINDS)
+    config = config_from_checkpoint(content, str(path))
     model = PoseNet(config.model)
     try:
-        model.load_state_dict(checkpoint["model"])
+        model.load_state_dict(content["model"])
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit the stored model config ({error})") from None
     return model.eval(), config
@@ -64,11 +60,6 @@ class PoseEstimator:
         self.input_size = model.config.input_size
         self.camera_count = model.config.camera_count
         self.crop = model.config.crop
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path) -> PoseEstimator:
-        """Load the network from a training or inference checkpoint."""
-        return cls(model_from_checkpoint(path)[0])
 
     def predict_batch(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images (N, cameras, H, W, 3) -> positions (N, 3), quaternions (N, 4)."""

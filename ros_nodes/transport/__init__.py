@@ -19,6 +19,7 @@ from ros_nodes.transport.node import (
     Subscription,
     Timer,
 )
+from sim.config_loading import ConfigError
 
 BACKENDS = ("rclpy", "dds", "inproc")
 BACKEND_ENV = "INHAND_TRANSPORT"
@@ -33,7 +34,7 @@ def default_backend() -> str:
     """$INHAND_TRANSPORT if set, else rclpy where it imports, else dds."""
     chosen = os.environ.get(BACKEND_ENV, "").strip() or ("rclpy" if rclpy_available() else "dds")
     if chosen not in BACKENDS:
-        raise ValueError(f"{BACKEND_ENV}={chosen!r}: expected one of {BACKENDS}")
+        raise ConfigError(f"{BACKEND_ENV}={chosen!r}: expected one of {BACKENDS}")
     return chosen
 
 
@@ -60,11 +61,11 @@ def create_node(
     if backend == "rclpy":
         problem = rclpy_import_error()
         if problem is not None:
-            raise RuntimeError(f"backend 'rclpy': {problem}; or use backend 'dds'")
+            raise ConfigError(f"backend 'rclpy': {problem}; or use backend 'dds'")
         from ros_nodes.transport.rclpy_backend import RclpyNode
 
         return RclpyNode(name, namespace, parameters, remappings, domain_id=domain_id)
-    raise ValueError(f"unknown transport backend {backend!r}; expected one of {BACKENDS}")
+    raise ConfigError(f"unknown transport backend {backend!r}; expected one of {BACKENDS}")
 
 
 __all__ = [

@@ -27,6 +27,7 @@ from ros_nodes.transport.dds_types import raw_sample, topic_type
 from ros_nodes.transport.names import dds_topic_name
 from ros_nodes.transport.node import LoopNode, QosProfile, Subscription
 from ros_nodes.transport.ros_env import domain_id_from_env
+from sim.config_loading import ConfigError
 
 CONFIG_ENV = "INHAND_DDS_CONFIG"
 MAX_PARTICIPANTS_PER_HOST = 32  # participant indices Cyclone probes on 127.0.0.1 during unicast discovery
@@ -63,7 +64,7 @@ def dds_config(explicit: str | None = None) -> str | None:
         return value
     path = Path(value.removeprefix("file://"))
     if not path.is_file():
-        raise FileNotFoundError(f"DDS config {value!r} (from {CONFIG_ENV} or config=) is neither XML nor a file")
+        raise ConfigError(f"DDS config {value!r} (from {CONFIG_ENV} or config=) is neither XML nor a file")
     return path.read_text(encoding="utf-8")
 
 
@@ -136,7 +137,7 @@ class DdsNode(LoopNode):
     ) -> None:
         self.domain_id = domain_id_from_env() if domain_id is None else domain_id
         if not 0 <= self.domain_id <= 232:
-            raise ValueError(f"DDS domain id must be in 0..232, got {self.domain_id}")
+            raise ConfigError(f"DDS domain id must be in 0..232, got {self.domain_id}")
         _ensure_domain(self.domain_id, dds_config(config))
         self._participant = DomainParticipant(self.domain_id, qos=Qos(Policy.Userdata(b"enclave=/;")))
         self._topics: dict[str, Topic] = {}

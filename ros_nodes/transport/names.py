@@ -4,13 +4,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from sim.errors import InhandError
+
 _TOKEN = r"[A-Za-z_][A-Za-z0-9_]*"
 _NODE_NAME = re.compile(rf"^{_TOKEN}$")
 _ABSOLUTE = re.compile(rf"^(/{_TOKEN})+$")
 _TOPIC = re.compile(rf"^(~|(~/|/)?{_TOKEN}(/{_TOKEN})*)$")
 
 
-class InvalidNameError(ValueError):
+class InvalidNameError(InhandError, ValueError):
     """A node name, namespace, topic name or remapping rule that ROS 2 would reject."""
 
 

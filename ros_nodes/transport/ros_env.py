@@ -15,6 +15,8 @@ import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
+from sim.config_loading import ConfigError
+
 BOOTSTRAP_GUARD = "_ROS_WHEELS_BOOTSTRAP_COMPLETE"  # set by ros_wheels_bootstrapper once it has re-executed
 
 
@@ -43,7 +45,7 @@ def domain_id_from_env() -> int:
     if not text:
         return 0
     if not text.isdigit() or not 0 <= int(text) <= 232:
-        raise ValueError(f"ROS_DOMAIN_ID={text!r}: expected an integer in 0..232")
+        raise ConfigError(f"ROS_DOMAIN_ID={text!r}: expected an integer in 0..232")
     return int(text)
 
 

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from inhand.cli import COMMANDS, main
 
 
@@ -29,6 +31,18 @@ def test_bench_sim_prints_the_figures_as_json():
         assert figures[key] > 0, key
     # the env can never spend less time per physics step than MuJoCo does inside it
     assert figures["overhead_ratio"] >= 1.0 and figures["overhead_ratio_single_gym_env"] >= 1.0
+    assert figures["overhead_ratio_randomization_off"] >= 1.0
+    assert (figures["num_envs_per_batch"], figures["physics_timestep_s"], figures["substeps"]) == (2, 0.008, 10)
+    # simulated seconds: one 80 ms control period per env step, one 8 ms timestep per physics step
+    assert figures["sim_seconds_per_wall_second"] == pytest.approx(
+        figures["env_steps_per_s_randomization_on"] * 0.08, rel=1e-12)
+    assert figures["raw_sim_seconds_per_wall_second"] == pytest.approx(
+        figures["raw_physics_steps_per_s"] * 0.008, rel=1e-12)
+    # the speed-ups are the layouts' rates side by side
+    assert figures["thread_speedup_2_threads"] == (figures["vec_steps_per_s_2_threads"]
+                                                   / figures["vec_steps_per_s_1_process"])
+    assert figures["vec_speedup_2_workers"] == (figures["vec_steps_per_s_2_workers"]
+                                                / figures["vec_steps_per_s_1_process"])
 
 
 def test_demo_episode_writes_video_and_frame(tmp_path):

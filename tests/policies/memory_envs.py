@@ -1,4 +1,4 @@
-"""Small VecEnvs implementing the policies VecEnv contract, for tests (and their env.factory functions)."""
+"""Small VecEnvs implementing the sim.contract VecEnv, for tests (and their env.factory functions)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +7,14 @@ import gymnasium
 import numpy as np
 
 from policies.config import EnvSection, TrainConfig, load_train_config
+from sim import contract
+from sim.contract import VecEnv
 
 MEMORY_DELAY = 4
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class MemoryVecEnv:
+class MemoryVecEnv(VecEnv):
     """Recall a cue: step 0 shows +-1, `delay` blank steps later the action must name it (bin 1 for +1).
 
     policy obs (2): [cue at step 0 else 0, 1 at the query step else 0]
@@ -66,13 +68,13 @@ class MemoryVecEnv:
         self.steps += 1
         final_critic = self._observations()["critic"]
         done = query
-        info = {"final_critic": final_critic, "episode_done": done.copy(),
+        info = {contract.FINAL_CRITIC: final_critic, contract.EPISODE_DONE: done.copy(),
                 # at an episode's last step: the successes of that episode
-                "consecutive_successes": np.where(done, correct.astype(np.int64), self.streak),
-                "episode_return": np.where(done, self.returns, 0.0),
-                "episode_length": np.where(done, self.steps, 0),
-                "dropped": np.zeros(self.num_envs, dtype=bool),
-                "timed_out": done & (self.ending == "truncated")}
+                contract.CONSECUTIVE_SUCCESSES: np.where(done, correct.astype(np.int64), self.streak),
+                contract.EPISODE_RETURN: np.where(done, self.returns, 0.0),
+                contract.EPISODE_LENGTH: np.where(done, self.steps, 0),
+                contract.DROPPED: np.zeros(self.num_envs, dtype=bool),
+                contract.TIMED_OUT: done & (self.ending == "truncated")}
         self.streak = np.where(done, 0, self.streak)
         if done.any():
             self.steps[done] = 0

@@ -1,4 +1,5 @@
-"""`inhand bench train` on tiny sizes: the JSON's keys, positive figures, and parameter counts computed by hand."""
+"""`inhand bench train` on tiny sizes: the JSON's keys, parameter counts computed by hand, and every figure's
+relation to the seconds and sample counts it is derived from."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,6 +9,7 @@ import sys
 import pytest
 
 from policies.bench import main
+from sim.cores import default_num_threads
 
 TINY = ["--updates", "1", "--rounds", "1", "--set", "env.num_envs=2", "--set", "runner.rollout_steps=10",
         "--set", "ppo.chunk_len=5", "--set", "ppo.num_minibatches=2", "--set", "ppo.epochs=1",
@@ -54,9 +56,27 @@ def check_side(side: dict, parameters: int, action_space: str) -> None:
     # the whole loop holds the rollout and the update; the rollout holds the env steps
     assert seconds["whole_loop"] >= seconds["rollout"] + seconds["update"]
     assert seconds["rollout"] > seconds["env_step"]
-    assert side["whole_loop_samples_per_s"] == pytest.approx(20 / seconds["whole_loop"])
-    assert side["whole_loop_samples_per_s_per_round"] == [pytest.approx(side["whole_loop_samples_per_s"])]
-    assert side["rollout_fraction"] == pytest.approx(seconds["rollout"] / seconds["whole_loop"])
+    # each rate is the timed samples over its own seconds; one round, so the per-round rate is the whole one
+    assert side["whole_loop_samples_per_s"] == 20 / seconds["whole_loop"]
+    assert side["whole_loop_samples_per_s_per_round"] == [side["whole_loop_samples_per_s"]]
+    assert side["rollout_samples_per_s"] == 20 / seconds["rollout"]
+    assert side["update_samples_per_s"] == 20 / seconds["update"]
+    assert side["env_step_samples_per_s"] == 20 / seconds["env_step"]
+    assert side["policy_and_storage_samples_per_s"] == 20 / (seconds["rollout"] - seconds["env_step"])
+    assert side["rollout_fraction"] == seconds["rollout"] / seconds["whole_loop"]
+    assert side["env_step_fraction_of_rollout"] == seconds["env_step"] / seconds["rollout"]
+    assert seconds["between_rollout_and_update"] == seconds["whole_loop"] - seconds["rollout"] - seconds["update"]
+
+
+def check_machine_figures(result: dict) -> None:
+    """The top-level figures: ours against the physics limit of the same cores, and per core."""
+    whole_loop = result["ours"]["whole_loop_samples_per_s"]
+    assert result["whole_loop_samples_per_s"] == whole_loop
+    assert result["physics_limit_fraction"] == whole_loop / result["physics_limit_samples_per_s"]
+    # 2 envs x 10 steps of 80 ms simulated per 20 samples
+    assert result["sim_seconds_per_wall_second_per_core"] == pytest.approx(
+        whole_loop * 0.08 / default_num_threads(), rel=1e-12)
+    assert result["physics_limit_samples_per_s"] > 0 and result["resident_mb_per_env"] > 0
 
 
 @pytest.mark.skipif(SB3_MISSING, reason="sb3-contrib not installed")
@@ -68,10 +88,12 @@ def test_both_sides_report_positive_figures_for_the_same_sizes(capsys):
     check_side(result["ours_continuous"], OURS_CONTINUOUS, "continuous Box(20)")
     check_side(result["recurrent_ppo"], PEER, "continuous Box(20)")
     assert "inhand/ReorientContinuous-v0" in result["recurrent_ppo"]["env"]
-    assert result["ratio_whole_loop"] == pytest.approx(result["ours"]["whole_loop_samples_per_s"]
-                                                       / result["recurrent_ppo"]["whole_loop_samples_per_s"])
-    assert result["ratio_whole_loop_continuous"] == pytest.approx(
-        result["ours_continuous"]["whole_loop_samples_per_s"] / result["recurrent_ppo"]["whole_loop_samples_per_s"])
+    for ratio, side, key in (("ratio_whole_loop", "ours", "whole_loop_samples_per_s"),
+                             ("ratio_rollout", "ours", "rollout_samples_per_s"),
+                             ("ratio_update", "ours", "update_samples_per_s"),
+                             ("ratio_whole_loop_continuous", "ours_continuous", "whole_loop_samples_per_s")):
+        assert result[ratio] == result[side][key] / result["recurrent_ppo"][key], ratio
+    check_machine_figures(result)
     config = result["config"]
     assert (config["num_envs"], config["rollout_steps"], config["batch_samples"], config["minibatch_samples"],
             config["epochs"], config["dense_size"], config["lstm_size"]) == (2, 10, 20, 10, 1, 16, 8)
@@ -84,6 +106,7 @@ def test_our_side_alone_needs_no_sb3(capsys):
     check_side(result["ours"], OURS_DISCRETE, "discrete 20 x 11 bins")
     check_side(result["ours_continuous"], OURS_CONTINUOUS, "continuous Box(20)")
     assert result["recurrent_ppo"] is None and result["ratio_whole_loop"] is None
+    check_machine_figures(result)
     assert result["config"]["goal_mode"] == "z" and result["config"]["peer_layout"] is None
 
 

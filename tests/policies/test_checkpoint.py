@@ -1,19 +1,18 @@
-"""Checkpoints: round trip, refusal of truncated / corrupt / foreign / incompatible files, exports, ONNX parity."""
+"""Policy checkpoints: round trip, refusal of incompatible configs and envs, exports, ONNX parity (the format
+itself: tests/sim/test_checkpoint.py)."""
 from __future__ import annotations
-
-import pickle
 
 import numpy as np
 import onnxruntime
 import pytest
 import torch
 
-from policies import checkpoint
-from policies.checkpoint import CheckpointError
 from policies.inference import InferencePolicy, export_inference, export_onnx
 from policies.models import EnvSpec
 from policies.runner import LocalBackend, Runner, latest_checkpoint, resume_config
-from tests.policies.memory_envs import memory_config
+from sim import checkpoint
+from sim.errors import CheckpointError
+from tests.policies.memory_envs import REPO_ROOT, memory_config
 
 
 @pytest.fixture(scope="module")
@@ -39,73 +38,8 @@ def test_training_checkpoint_round_trip(trained):
     assert content["optimizer"]["state"]
 
 
-def test_truncated_checkpoint_is_refused(trained, tmp_path):
-    data = trained[1].read_bytes()
-    for keep in (len(data) // 2, len(data) - 10, 100):
-        cut = tmp_path / f"cut{keep}.pt"
-        cut.write_bytes(data[:keep])
-        with pytest.raises(CheckpointError, match="truncated, corrupt or not a torch file"):
-            checkpoint.load(cut)
-
-
-def test_flipped_byte_in_the_weights_is_refused(trained, tmp_path):
-    data = bytearray(trained[1].read_bytes())
-    weights = checkpoint.load(trained[1])["actor"]["encoder.0.weight"].numpy().tobytes()
-    where = bytes(data).find(weights[:32])
-    assert where > 0
-    data[where + 5] ^= 0x40
-    corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="digest"):
-        checkpoint.load(corrupt)
-
-
-def test_foreign_files_are_refused_and_never_unpickled(tmp_path):
-    marker = tmp_path / "unpickled"
-    hostile = tmp_path / "hostile.pt"
-    hostile.write_bytes(pickle.dumps(_Touch(str(marker)), protocol=2))
-    torch_hostile = tmp_path / "torch_hostile.pt"
-    torch.save({"format": checkpoint.FORMAT, "payload": _Touch(str(marker))}, torch_hostile)
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(np.random.default_rng(0).bytes(4096))
-    for path in (hostile, torch_hostile, garbage):
-        with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-            checkpoint.load(path)
-    assert not marker.exists()
-    other = tmp_path / "other.pt"
-    torch.save({"weights": torch.zeros(3)}, other)
-    with pytest.raises(CheckpointError, match="not an inhand-policy checkpoint"):
-        checkpoint.load(other)
-    with pytest.raises(CheckpointError, match="not found"):
-        checkpoint.load(tmp_path / "missing.pt")
-
-
-class _Touch:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        from pathlib import Path
-
-        return (Path.touch, (Path(self.path),))
-
-
-def test_other_versions_and_kinds_are_refused(trained, tmp_path):
-    content = checkpoint.load(trained[1])
-    newer = {key: value for key, value in content.items() if key not in ("format", "version", "kind")}
-    path = checkpoint.save(tmp_path / "inference.pt", "inference", newer)
-    with pytest.raises(CheckpointError, match="'inference' checkpoint; this needs one of \\('training',\\)"):
-        checkpoint.load(path, kinds=("training",))
-    raw = torch.load(path, weights_only=True)
-    raw["version"] = 99
-    raw["digest"] = checkpoint.digest({key: value for key, value in raw.items() if key != "digest"})
-    torch.save(raw, tmp_path / "v99.pt")
-    with pytest.raises(CheckpointError, match="version 99"):
-        checkpoint.load(tmp_path / "v99.pt")
-
-
 def test_incompatible_config_or_env_is_refused(trained):
-    content = checkpoint.load(trained[1])
+    content = checkpoint.load(trained[1], checkpoint.POLICY_KINDS)
     wider = memory_config(**{"model.lstm_size": 64})
     with pytest.raises(CheckpointError, match="model.lstm_size: 32 -> 64"):
         resume_config(content["config"], wider, {}, "ckpt")
@@ -158,3 +92,10 @@ def test_onnx_export_matches_torch_over_several_stateful_steps(trained, tmp_path
         np.testing.assert_allclose(logits, expected.numpy(), atol=1e-4, rtol=0)
         np.testing.assert_allclose(hidden, state[0].numpy(), atol=1e-4, rtol=0)
     assert np.abs(hidden).max() > 0
+
+
+def test_the_shipped_policy_and_the_campaigns_training_file_load():
+    policy = InferencePolicy.load(REPO_ROOT / "assets/checkpoints/policy_z.pt")
+    campaign = checkpoint.load(REPO_ROOT / "assets/training/z.train.pt", ("training",))
+    assert EnvSpec(**campaign["spec"]) == policy.spec == EnvSpec(22, 84, "discrete", 20, 11)
+    assert campaign["counters"]["env_steps"] == campaign["counters"]["update"] * 80 * 64

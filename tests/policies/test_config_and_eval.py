@@ -45,11 +45,11 @@ def test_eval_records_a_video_of_a_policy_trained_with_env_worker_processes(tmp_
 
     import torch
 
-    from policies import checkpoint
     from policies.cli import eval_command
     from policies.config import EnvSection, ModelConfig
     from policies.inference import inference_payload
     from policies.models import Actor, EnvSpec
+    from sim import checkpoint
     from sim.batch import OBSERVATION_SIZES
 
     config = TrainConfig(env=EnvSection(goal_mode="z", num_workers=2), model=ModelConfig(dense_size=16, lstm_size=8))

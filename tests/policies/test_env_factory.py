@@ -6,7 +6,7 @@ import os
 import pytest
 
 from policies.config import EnvSection
-from policies.vec_env import make_env
+from policies.env_factory import make_env
 from sim.config_loading import ConfigError
 
 NOT_A_FUNCTION = 3

@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 import yaml
 
-from policies import checkpoint
 from policies.cli import eval_command
 from policies.cli import export, train
 from policies.config import load_train_config
-from policies.metrics import unpack_rows
+from policies.metrics import POLICY_METRICS
 from policies.runner import LocalBackend, Runner, checkpoint_paths, latest_checkpoint
+from sim import checkpoint
 from sim.config_loading import to_mapping
+from sim.errors import CheckpointError
+from sim.metrics_log import unpack_rows
 from tests.policies.memory_envs import REPO_ROOT, memory_config
 
 # metrics that depend only on the learning, not on wall-clock time
@@ -73,8 +75,8 @@ def test_a_run_continues_from_one_checkpoint_file_in_a_new_folder(tmp_path, caps
     first_rows = metric_rows(tmp_path / "first")
     carried = tmp_path / "z.train.pt"
     carried.write_bytes(latest_checkpoint(tmp_path / "first").read_bytes())
-    saved = checkpoint.load(carried)
-    assert unpack_rows(saved["metrics"]) == first_rows and len(saved["recent_episodes"]["episode_return"]) > 0
+    saved = checkpoint.load(carried, checkpoint.POLICY_KINDS)
+    assert unpack_rows(saved["metrics"], POLICY_METRICS.integer_keys) == first_rows and len(saved["recent_episodes"]["episode_return"]) > 0
 
     resumed = []
     for name in ("second", "third"):
@@ -127,7 +129,7 @@ def test_resume_after_sigkill_reproduces_counters_and_curve_and_sigterm_stops_cl
     wait_for(lambda: checkpoint_paths(run_dir), killed)
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=10) == -signal.SIGKILL, killed.stderr.read().decode()
-    saved = checkpoint.load(latest_checkpoint(run_dir))["counters"]["update"]
+    saved = checkpoint.load(latest_checkpoint(run_dir), checkpoint.POLICY_KINDS)["counters"]["update"]
     assert saved >= 2 and saved % 2 == 0
 
     resumed = subprocess.Popen(python_command(TRAIN_IN_SUBPROCESS) + ["--resume", str(run_dir), "--no-progress"],
@@ -141,7 +143,7 @@ def test_resume_after_sigkill_reproduces_counters_and_curve_and_sigterm_stops_cl
     summary = json.loads(stdout.splitlines()[-1])
     final = summary["update"]
     assert summary["stopped_early"] and final >= saved + 2 and summary["env_steps"] == final * 640
-    assert checkpoint.load(latest_checkpoint(run_dir))["counters"]["update"] == final
+    assert checkpoint.load(latest_checkpoint(run_dir), checkpoint.POLICY_KINDS)["counters"]["update"] == final
     rows = metric_rows(run_dir)
     assert [row["update"] for row in rows] == list(range(1, final + 1))
     # the curve up to the checkpoint is an uninterrupted run's; what was logged after it died with the process
@@ -194,7 +196,7 @@ def test_bad_train_configs_are_refused_with_the_key(bad, message):
 
 def test_init_starts_a_fresh_run_from_another_runs_weights(tmp_path, capsys):
     source = run(memory_config(**{"runner.total_updates": 2, "runner.checkpoint_every": 2}), tmp_path / "source")
-    content = checkpoint.load(latest_checkpoint(tmp_path / "source"))
+    content = checkpoint.load(latest_checkpoint(tmp_path / "source"), checkpoint.POLICY_KINDS)
     config = memory_config(**{"ppo.gamma": 0.9})
     seeded = Runner(config, LocalBackend(config), tmp_path / "seeded", progress=False, init_from=content)
     seeded.backend.close()
@@ -207,7 +209,7 @@ def test_init_starts_a_fresh_run_from_another_runs_weights(tmp_path, capsys):
     inference = tmp_path / "policy.pt"
     assert export([str(latest_checkpoint(tmp_path / "source")), "--out-dir", str(tmp_path)]) == 0
     capsys.readouterr()
-    actor_only = checkpoint.load(inference)
+    actor_only = checkpoint.load(inference, checkpoint.POLICY_KINDS)
     fresh = Runner(config, LocalBackend(config), tmp_path / "fresh", progress=False, init_from=actor_only)
     fresh.backend.close()
     assert all(fresh.ppo.actor.state_dict()[key].equal(value) for key, value in actor_only["actor"].items())
@@ -250,7 +252,7 @@ def test_adr_state_trains_checkpoints_and_resumes_with_the_run(tmp_path):
     assert row["adr_fraction_mean"] == pytest.approx(float(first.adr.fractions().mean()))
     assert row["adr/physics.mass_scale.hi"] == pytest.approx(float(first.adr.fractions()[
         first.adr.table.names.index("physics.mass_scale.hi")]))
-    saved = checkpoint.load(latest_checkpoint(tmp_path / "run"))
+    saved = checkpoint.load(latest_checkpoint(tmp_path / "run"), checkpoint.POLICY_KINDS)
     assert saved["adr"]["values"] == pytest.approx(first.adr.values.tolist())
     resumed = Runner(config, LocalBackend(config), tmp_path / "run", resume_from=saved, progress=False)
     resumed.backend.close()
@@ -258,16 +260,5 @@ def test_adr_state_trains_checkpoints_and_resumes_with_the_run(tmp_path):
     assert resumed.adr.buffers == first.adr.buffers and resumed.adr.widened.tolist() == first.adr.widened.tolist()
     # a checkpoint trained with fixed ranges does not resume into an ADR run
     fixed = dict(saved, adr=None)
-    with pytest.raises(checkpoint.CheckpointError, match="randomization.mode fixed"):
+    with pytest.raises(CheckpointError, match="randomization.mode fixed"):
         Runner(config, LocalBackend(config), tmp_path / "other", resume_from=fixed, progress=False)
-
-
-def test_history_rows_read_the_packed_table_and_the_row_list_of_earlier_files():
-    from policies.metrics import pack_rows
-    from policies.runner import history_rows
-
-    rows = [{"update": 1, "env_steps": 640, "recent_successes_mean": None, "policy_loss": 0.5},
-            {"update": 2, "env_steps": 1280, "recent_successes_mean": 1.25, "policy_loss": 0.25}]
-    assert history_rows({"metrics": pack_rows(rows)}) == rows
-    assert history_rows({"metrics": rows}) == rows
-    assert history_rows({}) == []

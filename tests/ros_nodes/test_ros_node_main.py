@@ -1,5 +1,6 @@
 """run_node's stop: the first SIGINT ends the spin loop between callbacks, so a recorder stopped in the middle of a
-flood of messages still closes a whole bag; a second signal stops a node whose callback never returns."""
+flood of messages still closes a whole bag; a second signal stops a node whose callback never returns. Its start:
+bad input is one line and exit code 2, a bug its traceback."""
 from __future__ import annotations
 
 import contextlib
@@ -106,3 +107,35 @@ def test_a_second_signal_stops_a_node_whose_callback_never_returns(tmp_path: Pat
         output = process.communicate(timeout=10.0)[0]
     assert process.returncode == 0, output
     assert marker.read_text() == "closed"
+
+
+def test_a_config_error_at_start_up_is_one_line_and_exit_code_2(monkeypatch, capsys) -> None:
+    from ros_nodes.node_main import run_node
+    from sim.config_loading import ConfigError
+
+    def build(node: object) -> None:
+        raise ConfigError("config.yaml: key 'rate_hz' 0 is outside [1, 100]")
+
+    monkeypatch.setenv("INHAND_TRANSPORT", "inproc")
+    assert run_node("configured", build, []) == 2
+    assert capsys.readouterr().err == "configured: config.yaml: key 'rate_hz' 0 is outside [1, 100]\n"
+    assert run_node("configured", build, ["--ros-args", "-x", "y"]) == 2
+    assert "configured: unsupported ROS argument '-x'" in capsys.readouterr().err
+
+
+BUGGY_NODE = """
+    from ros_nodes.node_main import run_node
+
+    def build(node):
+        return {}["missing"]  # a bug, not bad input
+
+    raise SystemExit(run_node("buggy", build, []))
+"""
+
+
+def test_any_other_error_at_start_up_prints_its_traceback_and_exits_non_zero() -> None:
+    with _node_process(BUGGY_NODE) as process:
+        output = process.communicate(timeout=60.0)[0]
+    assert process.returncode == 1, output
+    assert "Traceback (most recent call last)" in output and "KeyError: 'missing'" in output
+    assert 'File "<string>", line 5, in build' in output  # where the bug is

@@ -79,7 +79,7 @@ def pose_arrays(message: msgs.PoseStamped) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_published_pose_is_the_estimators_on_the_same_images_with_their_stamp(checkpoint, rendered) -> None:
     rig = Rig(checkpoint)
-    reference = PoseEstimator.from_checkpoint(checkpoint)
+    reference = PoseEstimator(model_from_checkpoint(checkpoint)[0])
     try:
         stamps = [1_700_000_000_080_000_000, 1_700_000_000_160_000_000]
         for images, stamp in zip(rendered, stamps):
@@ -169,7 +169,7 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_startup_error(tmp_path: Path, 
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
     assert main(["--ros-args", "-p", f"checkpoint:={corrupt}"]) == 2
-    assert f"{corrupt}: not a readable torch checkpoint" in capsys.readouterr().err
+    assert f"{corrupt}: not a readable checkpoint (truncated, corrupt or not a torch file)" in capsys.readouterr().err
     corrupt_onnx = tmp_path / "corrupt.onnx"
     corrupt_onnx.write_bytes(b"not a model")
     assert main(["--ros-args", "-p", f"checkpoint:={corrupt_onnx}", "-p", "backend:=onnx"]) == 2

@@ -18,6 +18,7 @@ from ros_nodes.transport import SENSOR_QOS, QosProfile, create_node
 from ros_nodes.transport.dds import LOOPBACK_CONFIG, dds_config
 from ros_nodes.transport.dds_types import idl_struct
 from ros_samples import SAMPLES
+from sim.config_loading import ConfigError
 
 _USED_DOMAINS: set[int] = set()
 
@@ -222,5 +223,5 @@ def test_loopback_config_and_override(tmp_path: object, monkeypatch: pytest.Monk
     monkeypatch.setenv("INHAND_DDS_CONFIG", "")
     assert dds_config() is None
     monkeypatch.setenv("INHAND_DDS_CONFIG", "/no/such/file.xml")
-    with pytest.raises(FileNotFoundError, match="neither XML nor a file"):
+    with pytest.raises(ConfigError, match="neither XML nor a file"):
         dds_config()

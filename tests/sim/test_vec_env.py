@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sim import make_vec_env
+from sim import vec_env_from_config
 from sim.config import EnvConfig
 
 CONFIG = EnvConfig().with_options(timeout_s=0.8)
@@ -19,13 +19,13 @@ def run(env, steps: int, seed: int) -> list[np.ndarray]:
 
 
 def test_one_worker_reproduces_the_in_process_backend():
-    with make_vec_env(CONFIG, 3, 0, seed=4) as local, make_vec_env(CONFIG, 3, 1, seed=4) as remote:
+    with vec_env_from_config(CONFIG, 3, 0, seed=4) as local, vec_env_from_config(CONFIG, 3, 1, seed=4) as remote:
         for a, b in zip(run(local, 15, 4), run(remote, 15, 4)):
             np.testing.assert_array_equal(a, b)
 
 
 def test_two_workers_share_the_envs_and_autoreset():
-    with make_vec_env(CONFIG, 5, 2, seed=1) as env:
+    with vec_env_from_config(CONFIG, 5, 2, seed=1) as env:
         assert env.shares == [3, 2] and env.single_action_space.shape == (20,)
         observation = env.reset(1)
         assert observation["policy"].shape == (5, 22) and observation["critic"].shape == (5, 84)
@@ -43,7 +43,7 @@ def test_two_workers_share_the_envs_and_autoreset():
 
 
 def test_worker_errors_surface_with_their_traceback():
-    with make_vec_env(CONFIG, 2, 2, seed=0) as env:
+    with vec_env_from_config(CONFIG, 2, 2, seed=0) as env:
         env.reset(0)
         with pytest.raises(RuntimeError, match="integer bins"):
             env.step(np.full((2, 20), 99))
@@ -51,4 +51,4 @@ def test_worker_errors_surface_with_their_traceback():
 
 def test_bad_worker_count():
     with pytest.raises(ValueError, match="num_workers"):
-        make_vec_env(CONFIG, 2, 3)
+        vec_env_from_config(CONFIG, 2, 3)

@@ -1,10 +1,11 @@
-"""Checkpoint loading, the run-time estimator, and ONNX export matching torch within 1e-4."""
+"""Pose-estimator checkpoints, the run-time estimator, and ONNX export matching torch within 1e-4."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
+from sim import checkpoint
 from sim.config_loading import to_mapping
 from vision.config import ModelConfig, VisionConfig
 from vision.inference import (
@@ -12,7 +13,9 @@ from vision.inference import (
     OnnxPoseEstimator,
     PoseEstimator,
     export_onnx,
+    model_from_checkpoint,
     onnx_max_difference,
+    save_pose_estimator,
 )
 from vision.model import PoseNet
 
@@ -67,8 +70,10 @@ def test_onnx_carries_the_crop_and_matches_torch_on_full_size_camera_images(tmp_
 def test_estimator_from_checkpoint_reproduces_the_model(tmp_path):
     model = trained_looking_model()
     config = VisionConfig(model=model.config)
-    torch.save({"model": model.state_dict(), "config": to_mapping(config)}, tmp_path / "model.pt")
-    estimator = PoseEstimator.from_checkpoint(tmp_path / "model.pt")
+    save_pose_estimator(tmp_path / "model.pt", model, config, step=7, validation={"count": 3})
+    content = checkpoint.load(tmp_path / "model.pt", ("pose_inference",))
+    assert (content["step"], content["validation"]) == (7, {"count": 3})
+    estimator = PoseEstimator(model_from_checkpoint(tmp_path / "model.pt")[0])
     sample = images(1)[0]
     position, quaternion = estimator.predict(sample)
     with torch.no_grad():
@@ -79,16 +84,26 @@ def test_estimator_from_checkpoint_reproduces_the_model(tmp_path):
     assert estimator.predict(larger)[0].shape == (3,)
 
 
-def test_bad_checkpoints_are_refused_naming_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match="missing.pt: checkpoint not found"):
-        PoseEstimator.from_checkpoint(tmp_path / "missing.pt")
+def test_bad_checkpoints_are_refused_naming_the_file_and_what_is_wrong(tmp_path):
+    with pytest.raises(CheckpointError, match="missing.pt: checkpoint file not found"):
+        model_from_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="garbage.pt: not a readable torch checkpoint"):
-        PoseEstimator.from_checkpoint(tmp_path / "garbage.pt")
+    with pytest.raises(CheckpointError, match="garbage.pt: not a readable checkpoint"):
+        model_from_checkpoint(tmp_path / "garbage.pt")
     torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="other.pt: not a pose-estimator checkpoint"):
-        PoseEstimator.from_checkpoint(tmp_path / "other.pt")
-    wrong = to_mapping(VisionConfig(model=ModelConfig(input_size=SIZE, hidden_size=64)))
-    torch.save({"model": trained_looking_model().state_dict(), "config": wrong}, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="other.pt: not an inhand-policy checkpoint"):
+        model_from_checkpoint(tmp_path / "other.pt")
+    model = trained_looking_model()
+    right = to_mapping(VisionConfig(model=model.config))
+    torch.save({"kind": "inference", "model": model.state_dict(), "config": right}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="old.pt: a pose-estimator file from before the inhand-policy checkpoint "
+                                              "format; convert it once with `inhand vision convert"):
+        model_from_checkpoint(tmp_path / "old.pt")
+    checkpoint.save(tmp_path / "policy.pt", "inference", {"actor": {}})
+    with pytest.raises(CheckpointError, match="policy.pt: holds a policy \\('inference'\\); this needs a pose-estimator "
+                                              "training state \\('pose_training'\\) or a pose estimator"):
+        model_from_checkpoint(tmp_path / "policy.pt")
+    wrong = VisionConfig(model=ModelConfig(input_size=SIZE, hidden_size=64))
+    save_pose_estimator(tmp_path / "mismatch.pt", model, wrong, step=0, validation={})
     with pytest.raises(CheckpointError, match="mismatch.pt: weights do not fit"):
-        PoseEstimator.from_checkpoint(tmp_path / "mismatch.pt")
+        model_from_checkpoint(tmp_path / "mismatch.pt")

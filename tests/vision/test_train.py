@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from sim import checkpoint
+from sim.errors import CheckpointError
 from vision.config import AugmentationConfig, load_vision_config
-from vision.inference import CheckpointError, load_checkpoint
 from vision.preprocess import PIXEL_STD
 from vision.train import augment, learning_rate, train
 
@@ -38,7 +39,12 @@ def small_config(**overrides):
 
 def train_records(run_dir):
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if json.loads(line)["split"] == "train"]
+    # rows restored from a checkpoint's table carry every key, null where the row had no value
+    return [json.loads(line) for line in lines if json.loads(line).get("train/loss") is not None]
+
+
+def saved_step(run_dir):
+    return checkpoint.load(run_dir / "checkpoint.pt", ("pose_training",))["step"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -47,34 +53,38 @@ def test_short_training_lowers_the_loss_fourfold(synthetic_dataset, tmp_path, pr
     # U[-3 cm, 3 cm] in cm^2); 40 steps on 86 images learn where the cube is well enough to cut the total by 4,
     # also with the convolutions in bfloat16.
     config = small_config(**{"train.steps": 40, "train.precision": precision})
-    validation = train(config, synthetic_dataset, tmp_path, progress=False)
+    summary = train(config, synthetic_dataset, tmp_path, progress=False)
     records = train_records(tmp_path)
-    first, last = records[0]["loss"], np.mean([record["loss"] for record in records[-5:]])
+    first, last = records[0]["train/loss"], np.mean([record["train/loss"] for record in records[-5:]])
     assert first > 5.0
     assert last < first / 4.0, (first, last)
+    assert summary["step"] == 40 and not summary["stopped_early"]
+    validation = summary["validation"]
     assert validation["count"] == 10 and validation["position_error_mm"]["mean"] > 0
-    for name in ("checkpoint.pt", "model.pt", "training_curves.png"):
+    model = checkpoint.load(tmp_path / "model.pt", ("pose_inference",))
+    assert (model["step"], model["validation"]) == (40, validation)
+    for name in ("checkpoint.pt", "curves.png"):
         assert (tmp_path / name).is_file()
-    assert list((tmp_path / "tb").iterdir())
+    assert list((tmp_path / "tensorboard").iterdir())
 
 
 def test_resume_continues_the_same_run_and_existing_runs_are_not_overwritten(synthetic_dataset, tmp_path):
     train(small_config(**{"train.steps": 6}), synthetic_dataset, tmp_path, progress=False)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 6
+    assert saved_step(tmp_path) == 6
     with pytest.raises(CheckpointError, match="pass --resume"):
         train(small_config(**{"train.steps": 6}), synthetic_dataset, tmp_path, progress=False)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         train(small_config(**{"train.steps": 6}), synthetic_dataset, tmp_path / "fresh", resume=True, progress=False)
     with open(tmp_path / "metrics.jsonl", "a") as stale:  # a line logged after the checkpoint, before a crash
-        stale.write(json.dumps({"split": "train", "step": 7, "loss": 99.0}) + "\n")
+        stale.write(json.dumps({"step": 7, "train/loss": 99.0}) + "\n")
 
     train(small_config(**{"train.steps": 10}), synthetic_dataset, tmp_path, resume=True, progress=False)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 10
+    assert saved_step(tmp_path) == 10
     assert [record["step"] for record in train_records(tmp_path)] == list(range(1, 11))
-    assert all(record["loss"] != 99.0 for record in train_records(tmp_path))
+    assert all(record["train/loss"] != 99.0 for record in train_records(tmp_path))
 
 
-def test_sigterm_checkpoints_the_step_reached_and_restores_the_handler(synthetic_dataset, tmp_path):
+def test_sigterm_stops_after_the_step_checkpoints_it_and_restores_the_handler(synthetic_dataset, tmp_path):
     metrics = tmp_path / "metrics.jsonl"
 
     def terminate_once_training_runs():
@@ -85,14 +95,13 @@ def test_sigterm_checkpoints_the_step_reached_and_restores_the_handler(synthetic
 
     before = signal.getsignal(signal.SIGTERM)
     threading.Thread(target=terminate_once_training_runs, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        train(small_config(**{"train.steps": 100_000}), synthetic_dataset, tmp_path, progress=False)
+    summary = train(small_config(**{"train.steps": 100_000}), synthetic_dataset, tmp_path, progress=False)
     assert signal.getsignal(signal.SIGTERM) is before
-    step = load_checkpoint(tmp_path / "checkpoint.pt")["step"]
-    assert 2 <= step < 100_000
-    # saved where it stopped, not at the last periodic save (every 20): the signal may land between the
-    # step and its log line, so the last logged step is this one or the one before
-    assert train_records(tmp_path)[-1]["step"] in (step - 1, step)
+    step = saved_step(tmp_path)
+    assert summary["stopped_early"] and summary["step"] == step and 2 <= step < 100_000
+    # saved where it stopped, not at the last periodic save (every 20); every step logs (log_every 1)
+    assert train_records(tmp_path)[-1]["step"] == step
+    assert (tmp_path / "curves.png").is_file()
 
 
 def test_augmentation_keeps_shape_and_stays_within_its_ranges():
