@@ -212,14 +212,19 @@ class Runner:
                 if self.counters["update"] < total:
                     self.backend.restart([int(seed) for seed in self.seed_stream.integers(0, 2**31 - 1,
                                                                                          self.backend.num_streams)])
+                unsaved = False
                 while self.counters["update"] < total and not self.stop.requested:
                     row = self._update()
                     bar.update(self.samples_per_update)
                     bar.set_postfix(update=row["update"], sps=f"{row['samples_per_s']:.0f}",
                                     successes=_fmt(row["recent_successes_mean"]))
                     update = self.counters["update"]
+                    unsaved = True
                     if update % self.config.runner.checkpoint_every == 0 or update == total or self.stop.requested:
                         self.save_checkpoint()
+                        unsaved = False
+                if unsaved:  # a stop signal that landed after this update's checkpoint decision
+                    self.save_checkpoint()
             self.plot()
         finally:
             bar.close()

@@ -23,6 +23,7 @@ from sim import checkpoint
 from sim.config_loading import to_mapping
 from sim.errors import CheckpointError
 from sim.metrics_log import unpack_rows
+from sim.stop_signal import StopSignal
 from tests.policies.memory_envs import REPO_ROOT, memory_config
 
 # metrics that depend only on the learning, not on wall-clock time
@@ -44,6 +45,33 @@ def run(config, run_dir, resume_from=None):
     runner.train()
     runner.backend.close()
     return runner
+
+
+class LateStop(StopSignal):
+    """A stop request that lands just after the first update's checkpoint decision (read as False twice)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    @property
+    def requested(self) -> bool:
+        self.reads += 1
+        return self.reads > 2
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        pass
+
+
+def test_a_stop_that_lands_after_the_checkpoint_decision_still_saves_the_last_update(tmp_path):
+    config = memory_config(**{"runner.total_updates": 50, "runner.checkpoint_every": 50})
+    runner = Runner(config, LocalBackend(config), tmp_path, progress=False)
+    runner.stop = LateStop()
+    result = runner.train()
+    runner.backend.close()
+    assert result["update"] == 1 and result["stopped_early"]
+    assert [path.name for path in checkpoint_paths(tmp_path)] == ["update_00000001.pt"]
 
 
 def test_run_folder_holds_metrics_tensorboard_plot_and_the_newest_checkpoints(tmp_path):
