@@ -162,11 +162,19 @@ def physics_limit(config: EnvConfig, num_envs: int, steps: int, seed: int, threa
 
 
 def resident_bytes_per_env(config: EnvConfig, num_envs: int, seed: int) -> float:
-    """Growth of this process's resident memory per env when a batch of `num_envs` is built and reset."""
+    """Growth of a fresh process's resident memory per env when a batch of `num_envs` is built and reset.
 
+    Fresh, because in a process that has built and freed envs before, the allocator hands the new batch memory
+    it already holds and resident memory need not grow at all."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_resident_growth_per_env, (config, num_envs, seed))
+
+
+def _resident_growth_per_env(config: EnvConfig, num_envs: int, seed: int) -> float:
     def resident() -> int:
         return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
+    load_model()  # the scene's one-time cost (mesh files, compiler) is no env's
     before = resident()
     batch = ReorientBatch(config, num_envs, seed=seed)
     batch.reset(seed)
