@@ -255,7 +255,7 @@ def test_init_starts_a_fresh_run_from_another_runs_weights(tmp_path, capsys):
     # ... and so may the step size: the restored optimizer runs with the new one
     assert train(["--resume", str(tmp_path / "source"), "--set", "ppo.learning_rate=0.0001", "--set",
                   "runner.total_updates=4", "--no-progress"]) == 0
-    resumed = checkpoint.load(latest_checkpoint(tmp_path / "source"))
+    resumed = checkpoint.load(latest_checkpoint(tmp_path / "source"), checkpoint.POLICY_KINDS)
     assert resumed["counters"]["update"] == 4
     assert [group["lr"] for group in resumed["optimizer"]["param_groups"]] == [0.0001]
     assert train(["--resume", str(tmp_path / "source"), "--set", "ppo.clip=0.3", "--no-progress"]) == 2
