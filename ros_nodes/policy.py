@@ -168,8 +168,7 @@ class PolicyCore:
         if self.targets is None:
             start = self.reset_targets if self.ema_start == "reset_pose" else actuated[0]
             self.targets = np.clip(start, self.ctrl_range[:, 0], self.ctrl_range[:, 1])
-        new_targets = task.relative_targets(normalized, actuated, self.ctrl_range, self.task.relative_action_scale)[0]
-        self.targets = self.task.action_ema * new_targets + (1.0 - self.task.action_ema) * self.targets
+        self.targets = task.smoothed_targets(normalized, actuated, self.targets[None], self.ctrl_range, self.task)[0]
         return self.joint_map.ctrl_to_commands(self.targets)
 
 

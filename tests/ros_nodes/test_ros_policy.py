@@ -112,7 +112,7 @@ def test_observation_targets_and_lstm_state_match_the_sim(checkpoint: Path) -> N
                 batch.step(policy.last_action[None])
                 # no delay, backlash or action noise: what the batch applies is its EMA target
                 np.testing.assert_allclose(rig.joint_map.commands_to_ctrl(np.asarray(command.position)),
-                                           batch.applied[0], atol=1e-9, rtol=0)
+                                           batch.actuation.applied[0], atol=1e-9, rtol=0)
                 if step == 3:
                     # the carried state is not what a fresh state would give on the same input
                     fresh = InferencePolicy.load(checkpoint)
