@@ -89,6 +89,11 @@ def trained_task_config(policy: InferencePolicy, env_config: str = "") -> TaskCo
     return config.task
 
 
+def checkpoint_task_config(checkpoint: str, env_config: str = "") -> TaskConfig:
+    """The task section a policy checkpoint file was trained with (trained_task_config of the loaded policy)."""
+    return trained_task_config(InferencePolicy.load(resolve_checkpoint(checkpoint)), env_config)
+
+
 class PolicyCore:
     """The node's computation without transport: joint angles, cube pose, goal -> observation -> action -> targets."""
 
