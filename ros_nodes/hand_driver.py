@@ -50,6 +50,9 @@ class DriverConfig:
     start_enabled: bool = True
     diagnostics_period_s: float = field(default=1.0, metadata=bound(0.05, 60.0))
     env_config: str = "config/env.yaml"
+    # the cube starts each episode as in this goal mode ("" = the checkpoint's training, else env_config's)
+    goal_mode: str = field(default="", metadata=choice("", "xyz", "z"))
+    checkpoint: str = ""  # the policy whose training goal mode the sim follows when goal_mode is ""
     randomize: bool = True
     unmodeled_effects: bool = True
     seed: int = field(default=0, metadata=bound(0, 2**31 - 1))
@@ -63,9 +66,17 @@ class DriverConfig:
 
 
 def driver_env_config(config: DriverConfig) -> EnvConfig:
-    """The env config of the simulated hand: env_config, all randomization off (randomize false) or its unmodeled
-    effects off (unmodeled_effects false)."""
+    """The env config of the simulated hand: env_config in the goal mode asked for (or the checkpoint's), as
+    `inhand eval` tests a policy; all randomization off (randomize false) or its unmodeled effects off
+    (unmodeled_effects false)."""
     env_config = load_env_config(config.env_config)
+    goal_mode = config.goal_mode
+    if not goal_mode and config.checkpoint:
+        from ros_nodes.policy import checkpoint_goal_mode
+
+        goal_mode = checkpoint_goal_mode(config.checkpoint) or ""
+    if goal_mode:
+        env_config = env_config.with_options(goal_mode=goal_mode)
     if not config.randomize:
         return env_config.with_options(randomize=False)
     if not config.unmodeled_effects:

@@ -94,6 +94,11 @@ def checkpoint_task_config(checkpoint: str, env_config: str = "") -> TaskConfig:
     return trained_task_config(InferencePolicy.load(resolve_checkpoint(checkpoint)), env_config)
 
 
+def checkpoint_goal_mode(checkpoint: str) -> str | None:
+    """The goal mode a policy checkpoint file was trained with, where its config overrides its env YAML's."""
+    return InferencePolicy.load(resolve_checkpoint(checkpoint)).config.env.goal_mode
+
+
 class PolicyCore:
     """The node's computation without transport: joint angles, cube pose, goal -> observation -> action -> targets."""
 

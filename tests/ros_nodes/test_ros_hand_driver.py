@@ -216,3 +216,16 @@ def test_the_sim_hand_is_the_envs_hand_and_leaves_a_policys_commands_alone() -> 
     counters = driver.safety.counters
     assert (counters.commanded_updates, counters.altered_updates, counters.limit_hits) == (40, 0, 0)
     assert driver.sim.batch.effects.delayed.any()  # the effects were on: some actuators lag a period
+
+
+def test_the_sim_hands_env_follows_the_policy_and_the_switches() -> None:
+    plain = driver_env_config(DriverConfig())
+    assert plain.task.goal_mode == "xyz"  # config/env.yaml's
+    shipped = DriverConfig(checkpoint="assets/checkpoints/policy_z.pt")
+    assert driver_env_config(shipped).task.goal_mode == "z"  # cubes start upright, as the z policy trained
+    assert driver_env_config(DriverConfig(checkpoint=shipped.checkpoint, goal_mode="xyz")).task.goal_mode == "xyz"
+    clean = driver_env_config(DriverConfig(unmodeled_effects=False)).randomization
+    assert not any(getattr(clean, name).enabled
+                   for name in ("action_noise", "action_delay", "control_timing", "backlash", "random_forces"))
+    assert clean.physics.enabled and clean.observation_noise.enabled
+    assert not driver_env_config(DriverConfig(randomize=False)).randomization.physics.enabled
