@@ -128,10 +128,11 @@ class SimHand:
     """The simulated hand and cube: a ReorientBatch of one (randomized physics and cube placement on reset),
     stepped with commanded targets through the env's command path."""
 
-    def __init__(self, config: DriverConfig, env_config: EnvConfig) -> None:
+    def __init__(self, config: DriverConfig, env_config: EnvConfig | None = None) -> None:
         from sim.batch import ReorientBatch
         from sim.scene import load_model
 
+        env_config = env_config or driver_env_config(config)
         self.batch = ReorientBatch(env_config, 1, seed=config.seed, autoreset=False)
         self.batch.reset(config.seed)
         self.model, self.data = self.batch.models[0], self.batch.datas[0]
