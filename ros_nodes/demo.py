@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true",
                         help="write even over files of another kind or inside a bag or input folder")
     parser.add_argument("--trials", type=int, default=2, help="trials to run (default 2)")
-    parser.add_argument("--max-successes", type=int, default=10,
-                        help="a trial ends after this many consecutive successes (default 10; Dactyl: 50)")
+    parser.add_argument("--max-successes", type=int, default=0,
+                        help="a trial ends after this many consecutive successes (default 0: the policy's training "
+                             "limit, 50 as Dactyl)")
     parser.add_argument("--trial-timeout", type=float, default=0.0,
                         help="a trial ends after this many sim seconds without a success (default 0: the policy's "
                              "training timeout, 8 s; Dactyl's physical trials: 80)")
@@ -189,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return episode_main(argv)
     args = build_parser().parse_args(argv)
-    if args.trials < 1 or args.max_successes < 1 or not (args.trial_timeout >= 0 and args.max_seconds > 0):  # NaN too
-        print("inhand demo: --trials and --max-successes must be >= 1, --trial-timeout >= 0 (0: the policy's) and "
-              "--max-seconds > 0", file=sys.stderr)
+    if args.trials < 1 or args.max_successes < 0 or not (args.trial_timeout >= 0 and args.max_seconds > 0):  # NaN too
+        print("inhand demo: --trials must be >= 1, --max-successes and --trial-timeout >= 0 (0: the policy's "
+              "setting), --max-seconds > 0", file=sys.stderr)
         return 2
     if not 16 <= args.camera_size <= 2048 or args.video_size < 16:
         print("inhand demo: --camera-size must be in 16..2048 and --video-size >= 16", file=sys.stderr)
