@@ -1,8 +1,10 @@
 """`inhand bench fidelity`: is the deployed loop the env the policy trained in?
 
 The shipped policy runs N trials in each of three loops, on the same env config (config/env.yaml, Dactyl's full
-randomization, the policy's goal mode) and seed:
-  eval    `inhand eval`'s env itself (ReorientBatch, the policy stepping it directly);
+randomization, the policy's goal mode) and seeds: trial i of every loop starts from the env reset with
+episode_seed(seed, i), so the three face the same physics, unmodeled-effect draws and cube placement trial by trial
+(the goals differ: the goal manager draws its own):
+  eval    the env itself (ReorientBatch stepped by the policy, as `inhand eval` does);
   state   launch/sim_state.launch.yaml on DDS: the sim driver, goal manager and policy as processes, the policy and
           goal manager reading the cube's true pose over the topics;
   vision  launch/sim.launch.yaml on DDS: the same with the pose estimator and its drop detector on rendered cameras.
@@ -64,19 +66,30 @@ def mann_whitney_p(first: list[int], second: list[int]) -> float:
 
 
 def run_eval(policy_path: Path, trials: int, seed: int) -> dict[str, Any]:
-    """The env loop: `inhand eval`'s env and episode records."""
-    from policies.evaluate import episode_records, make_eval_env
+    """The env loop: the policy stepping the env (ReorientBatch, `inhand eval`'s config) one episode at a time,
+    episode i reset with episode_seed(seed, i) as the sim driver resets its i-th."""
     from policies.inference import InferencePolicy
+    from ros_nodes.hand_driver import DriverConfig, driver_env_config
+    from sim.batch import ReorientBatch, episode_seed
 
     policy = InferencePolicy.load(policy_path)
-    env, _ = make_eval_env(policy, min(trials, 10), seed)
+    batch = ReorientBatch(driver_env_config(DriverConfig(checkpoint=str(policy_path))), 1, seed=seed, autoreset=False)
+    successes, dropped = [], []
     try:
-        records = episode_records(policy, env, trials, seed)
+        for episode in range(trials):
+            observation = batch.reset(episode_seed(seed, episode))
+            policy.reset(1)
+            while True:
+                result = batch.step(policy.act(observation["policy"]))
+                observation = result.observation
+                if result.info["episode_done"][0]:
+                    break
+            successes.append(int(result.info["consecutive_successes"][0]))
+            dropped.append(bool(result.info["dropped"][0]))
     finally:
-        env.close()
-    dropped = records["dropped"].astype(bool).tolist()
+        batch.close()
     # the env's own drop rule, on the sim's truth, ends its episodes: every drop is detected by construction
-    return loop_summary(records["successes"].astype(int).tolist(), dropped, dropped)
+    return loop_summary(successes, dropped, dropped)
 
 
 def commands_beyond(bag: Path, limits: np.ndarray) -> tuple[int, int]:

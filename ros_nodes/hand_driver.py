@@ -29,6 +29,7 @@ from ros_nodes.joint_map import JointMap, controller_topic
 from ros_nodes.node_main import config_from_parameters, run_node
 from ros_nodes.safety import SafetyFilter, trained_rate_limits
 from ros_nodes.transport import DEFAULT_QOS, SENSOR_QOS, Node, QosProfile
+from sim.batch import episode_seed
 from sim.config import UNMODELED_EFFECTS, EnvConfig, load_env_config
 from sim.config_loading import ConfigError, bound, choice
 
@@ -133,8 +134,10 @@ class SimHand:
         from sim.scene import load_model
 
         env_config = env_config or driver_env_config(config)
+        self.seed = config.seed
+        self.episode = 0  # episode i starts from episode_seed(seed, i), so runs of one seed start alike
         self.batch = ReorientBatch(env_config, 1, seed=config.seed, autoreset=False)
-        self.batch.reset(config.seed)
+        self.batch.reset(episode_seed(self.seed, self.episode))
         self.model, self.data = self.batch.models[0], self.batch.datas[0]
         self.index = self.batch.index
         self.joint_map = JointMap.from_model(load_model(env_config.task.physics_timestep), self.index.hand_joint_names)
@@ -171,7 +174,8 @@ class SimHand:
 
     def reset(self) -> None:
         """A new episode: freshly randomized physics, the cube dropped on the palm; sim time goes on."""
-        self.batch.reset()
+        self.episode += 1
+        self.batch.reset(episode_seed(self.seed, self.episode))
 
     def render(self) -> np.ndarray:
         """Camera images (3, H, W, 3) uint8."""

@@ -56,6 +56,12 @@ OBSERVATION_SIZES = {
 }
 
 
+def episode_seed(seed: int, episode: int) -> int:
+    """The reset seed of episode `episode` (0, 1, ...) of a run seeded `seed`: runs that reset every episode with it
+    (the sim driver, `inhand bench fidelity`'s env loop) start their i-th episodes alike (physics, effects, cube)."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
 @dataclass
 class StepResult:
     """What one batch step returns; arrays are (N, ...)."""

@@ -12,7 +12,7 @@ from ros_nodes.hand_driver import DriverConfig, HandDriver, driver_env_config
 from ros_nodes.joint_map import controller_topic
 from ros_nodes.transport import QosProfile, create_node
 from sim import task
-from sim.batch import ReorientBatch
+from sim.batch import ReorientBatch, episode_seed
 from sim.config_loading import ConfigError
 
 _domains = itertools.count(3000)
@@ -191,7 +191,7 @@ def test_the_sim_hand_is_the_envs_hand_and_leaves_a_policys_commands_alone() -> 
     config = DriverConfig(publish_images=False, seed=11)
     driver = HandDriver(node, config, start_timer=False)
     twin = ReorientBatch(driver_env_config(config), 1, seed=11, autoreset=False)
-    twin.reset(11)
+    twin.reset(episode_seed(11, 0))  # the driver's first episode
     peer = create_node("policy", backend="inproc", domain_id=domain)
     publisher = peer.create_publisher(msgs.JointState, "hand/command")
     joint_map = driver.joint_map
