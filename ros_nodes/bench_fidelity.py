@@ -32,6 +32,7 @@ from ros_nodes.bench_system import launch_system, stop_system
 from ros_nodes.bag import BagReader
 from ros_nodes.trial_report import Trial, read_run
 from sim.errors import CheckpointError
+from sim.output_paths import check_output_dir
 from sim.paths import share_directory
 
 POLICY = "assets/checkpoints/policy_z.pt"
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera-size", type=int, default=96, help="vision loop camera images N x N (default 96)")
     parser.add_argument("--real-time-factor", type=float, default=0.5,
                         help="sim seconds per wall second of the ROS loops (default 0.5: slack for a loaded machine)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="write the loops' bags and node logs into DIR (a new folder) instead of a temporary one")
     parser.add_argument("--loop-timeout-s", type=float, default=3600.0,
                         help="wall seconds a ROS loop may take; the trials it finished by then count (default 3600)")
     arguments = parser.parse_args(argv)
@@ -175,13 +178,19 @@ def main(argv: list[str] | None = None) -> int:
                               "env_config": "config/env.yaml", "seed": arguments.seed, "trials": arguments.trials,
                               "real_time_factor": arguments.real_time_factor, "camera_size": arguments.camera_size}
     loops: dict[str, Any] = {}
+    if arguments.keep is not None:
+        check_output_dir(arguments.keep, [arguments.checkpoint], False, "--keep")
+        taken = [str(bag) for bag in (arguments.keep / f"{kind}_bag" for kind in arguments.loops) if bag.exists()]
+        if taken:
+            parser.error(f"--keep {arguments.keep}: holds {', '.join(taken)} of an earlier run; choose a new folder")
+        arguments.keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="inhand_fidelity_") as folder:
         for kind in arguments.loops:
             print(f"[fidelity] {kind} loop: {arguments.trials} trials", file=sys.stderr, flush=True)
             if kind == "eval":
                 loops[kind] = run_eval(arguments.checkpoint, arguments.trials, arguments.seed)
             else:
-                loops[kind] = run_loop(kind, arguments, Path(folder))
+                loops[kind] = run_loop(kind, arguments, arguments.keep or Path(folder))
     for kind in ("state", "vision"):
         if kind in loops and "eval" in loops:
             loops[kind][f"p_value_{kind}_vs_eval"] = round(mann_whitney_p(loops[kind]["successes"],

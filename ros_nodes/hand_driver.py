@@ -4,7 +4,9 @@ Both backends take hand/command (sensor_msgs/JointState: position targets by Sha
 for coupled fingers), hand/enable (std_msgs/Bool) and hand/reset (std_msgs/Bool, true = start a new episode; the
 real hand holds where it is) through one CommandIntake and its SafetyFilter every control period, publish
 hand/joint_states (Shadow names) and /diagnostics. "sim" also publishes /clock (sim time), the three cameras
-(image_raw rgb8 + camera_info) and the cube's true pose on object/pose_true; "shadow" drives Shadow's per-joint
+(image_raw rgb8 + camera_info), the cube's true pose on object/pose_true and on object/pose_sensed the pose the env's
+observation model reports to the policy (env_config's observation_noise: a per-episode bias and per-step noise, as a
+motion-capture system would measure it); "shadow" drives Shadow's per-joint
 position controllers (/sh_rh_<joint>_position_controller/command, std_msgs/Float64) and republishes the hand's
 /joint_states.
 
@@ -110,6 +112,15 @@ def quaternion_array(message: msgs.Quaternion) -> np.ndarray:
     return np.array([message.w, message.x, message.y, message.z], dtype=np.float64)
 
 
+def pose_message(position: np.ndarray, wxyz: np.ndarray, stamp: msgs.Time, frame_id: str = "world") -> msgs.PoseStamped:
+    """A cube pose (position (3,) m, quaternion (4,) w, x, y, z) as geometry_msgs/PoseStamped."""
+    return msgs.PoseStamped(
+        header=msgs.Header(stamp=stamp, frame_id=frame_id),
+        pose=msgs.Pose(position=msgs.Point(x=float(position[0]), y=float(position[1]), z=float(position[2])),
+                       orientation=quaternion_message(wxyz)),
+    )
+
+
 def camera_info(name: str, height: int, width: int, focal_px: float, stamp: msgs.Time) -> msgs.CameraInfo:
     """Pinhole CameraInfo of a MuJoCo camera (square pixels, principal point at the centre, no distortion)."""
     cx, cy = width / 2.0, height / 2.0
@@ -167,9 +178,15 @@ class SimHand:
         hand under load keeps its pose instead of sinking target by target."""
         return self.joint_map.ctrl_to_commands(self.batch.actuation.commands[0])
 
+    def sensed_cube_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The cube's position (3,) and orientation (4,) as the env's observation noise reports them this period."""
+        return self.batch.reported_position[0].copy(), self.batch.reported_quaternion[0].copy()
+
     def step(self, commands: np.ndarray) -> None:
-        """Apply command targets (20,) (Shadow units) for one control period, with the env's unmodeled effects."""
+        """Apply command targets (20,) (Shadow units) for one control period, with the env's unmodeled effects, then
+        draw the period's observation noise as the env's step does."""
         self.batch.step_commands(self.joint_map.commands_to_ctrl(commands)[None])
+        self.batch.advance_observation_noise()
         self.time_ns += self.control_period_ns
 
     def reset(self) -> None:
@@ -232,6 +249,7 @@ class HandDriver:
         if self.sim is not None:
             self.clock = node.create_publisher(msgs.Clock, "/clock", CLOCK_PUBLISH_QOS)
             self.pose_true = node.create_publisher(msgs.PoseStamped, "object/pose_true", DEFAULT_QOS)
+            self.pose_sensed = node.create_publisher(msgs.PoseStamped, "object/pose_sensed", DEFAULT_QOS)
             self.images = {}
             self.camera_infos = {}
             if config.publish_images:
@@ -322,16 +340,8 @@ class HandDriver:
                 effort=np.zeros(0),
             )
         )
-        position, orientation = sim.cube_pose()
-        self.pose_true.publish(
-            msgs.PoseStamped(
-                header=msgs.Header(stamp=stamp, frame_id="world"),
-                pose=msgs.Pose(
-                    position=msgs.Point(x=float(position[0]), y=float(position[1]), z=float(position[2])),
-                    orientation=quaternion_message(orientation),
-                ),
-            )
-        )
+        self.pose_true.publish(pose_message(*sim.cube_pose(), stamp))
+        self.pose_sensed.publish(pose_message(*sim.sensed_cube_pose(), stamp))
         if self.images and self.steps % self.config.image_period_steps == 0:
             frames = sim.render()
             height, width = frames.shape[1:3]

@@ -29,6 +29,7 @@ GRAPH_TOPICS: tuple[tuple[str, str], ...] = (
     ("hand/reset", "std_msgs/msg/Bool"),
     ("object/pose", "geometry_msgs/msg/PoseStamped"),
     ("object/pose_true", "geometry_msgs/msg/PoseStamped"),
+    ("object/pose_sensed", "geometry_msgs/msg/PoseStamped"),
     ("object/on_palm", "std_msgs/msg/Float64"),
     ("goal/orientation", "geometry_msgs/msg/QuaternionStamped"),
     ("trial/status", "std_msgs/msg/String"),

@@ -11,7 +11,7 @@ from ros_nodes import msgs
 from ros_nodes.hand_driver import DriverConfig, HandDriver, driver_env_config
 from ros_nodes.joint_map import controller_topic
 from ros_nodes.transport import QosProfile, create_node
-from sim import task
+from sim import rotations, task
 from sim.batch import ReorientBatch, episode_seed
 from sim.config_loading import ConfigError
 
@@ -208,13 +208,21 @@ def test_the_sim_hand_is_the_envs_hand_and_leaves_a_policys_commands_alone() -> 
             node.spin_once(0.0)
             driver.step()
             twin.step_commands(targets)
+            twin.advance_observation_noise()  # the env's step draws the period's observation noise last
             np.testing.assert_allclose(driver.sim.data.qpos, twin.datas[0].qpos, atol=1e-9, rtol=0)
+            sensed = driver.sim.sensed_cube_pose()
+            np.testing.assert_allclose(sensed[0], twin.reported_position[0], atol=1e-9, rtol=0)
+            np.testing.assert_allclose(sensed[1], twin.reported_quaternion[0], atol=1e-9, rtol=0)
     finally:
         driver.close()
         node.shutdown()
         peer.shutdown()
     counters = driver.safety.counters
     assert (counters.commanded_updates, counters.altered_updates, counters.limit_hits) == (40, 0, 0)
+    # the sensed pose carries the env's observation noise: millimetres and a few degrees off the truth
+    position, orientation = driver.sim.cube_pose()
+    assert 0.0 < np.linalg.norm(sensed[0] - position) < 0.03
+    assert 0.0 < rotations.angle_between(sensed[1], orientation) < 0.3
     assert driver.sim.batch.effects.delayed.any()  # the effects were on: some actuators lag a period
 
 
