@@ -112,7 +112,8 @@ def train_palm_detector(config: PalmConfig, augmentation: AugmentationConfig, tr
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     positive = float(np.mean(train_labels))
     if not 0.0 < positive < 1.0:
-        raise ConfigError(f"the training images are all {'on' if positive else 'off'} the palm: the detector needs both")
+        raise ConfigError(f"the training images are all {'on' if positive else 'off'} the palm: the detector needs "
+                          "both")
     loss_function = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((1.0 - positive) / positive))
     steps_per_epoch = int(np.ceil(len(train_labels) / config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate,

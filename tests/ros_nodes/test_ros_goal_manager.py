@@ -150,7 +150,8 @@ def test_the_goal_manager_judges_an_episode_as_the_env_does(ending: str) -> None
     logic = TrialLogic(GoalManagerConfig(reset_wait_s=0.0), batch.config.task)
 
     def pose() -> tuple[np.ndarray, np.ndarray]:
-        return batch.qpos[0, index.cube_qpos : index.cube_qpos + 3], batch.qpos[0, index.cube_qpos + 3 : index.cube_qpos + 7]
+        cube = batch.qpos[0, index.cube_qpos : index.cube_qpos + 7]
+        return cube[:3], cube[3:]
 
     assert logic.on_pose(0.0, *pose()) == ["started"]
     hold = np.full((1, 20), 5)  # the middle bin: targets stay where the hand is
