@@ -126,10 +126,12 @@ def run_loop(kind: str, arguments: argparse.Namespace, work: Path) -> dict[str, 
     process = launch_system(arguments.checkpoint, bag, logs, random.randint(100, 199), arguments.camera_size, extra,
                             launch_file=launch_file)
     try:
-        process.wait(timeout=arguments.loop_timeout_s)
-    except subprocess.TimeoutExpired:
-        pass  # stopped below; the trials it finished count
-    code, output, _ = stop_system(process)
+        try:
+            process.wait(timeout=arguments.loop_timeout_s)
+        except subprocess.TimeoutExpired:
+            pass  # the trials it finished count
+    finally:  # Ctrl-C too: the launched system stops with the benchmark
+        code, output, _ = stop_system(process)
     if not (bag / "metadata.yaml").is_file():
         raise RuntimeError(f"the {kind} loop left no closed bag (exit {code}):\n{output[-3000:]}")
     run = read_run(bag, load_env_config().task.drop_height_m)

@@ -6,7 +6,8 @@ real hand holds where it is) through one CommandIntake and its SafetyFilter ever
 hand/joint_states (Shadow names) and /diagnostics. "sim" also publishes /clock (sim time), the three cameras
 (image_raw rgb8 + camera_info), the cube's true pose on object/pose_true and on object/pose_sensed the pose the env's
 observation model reports to the policy (env_config's observation_noise: a per-episode bias and per-step noise, as a
-motion-capture system would measure it); "shadow" drives Shadow's per-joint
+motion-capture system would measure it), and likewise each fingertip's position as the env's fingertip markers
+report it (noise, markers that freeze) on hand/fingertips/<ff|mf|rf|lf|th>; "shadow" drives Shadow's per-joint
 position controllers (/sh_rh_<joint>_position_controller/command, std_msgs/Float64) and republishes the hand's
 /joint_states.
 
@@ -34,10 +35,13 @@ from ros_nodes.transport import DEFAULT_QOS, SENSOR_QOS, Node, QosProfile
 from sim.batch import episode_seed
 from sim.config import UNMODELED_EFFECTS, EnvConfig, load_env_config
 from sim.config_loading import ConfigError, bound, choice
+from sim.scene import FINGERTIP_NAMES
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "config/ros_driver.yaml"
+FINGERTIP_TOPICS = tuple(f"hand/fingertips/{name}" for name in FINGERTIP_NAMES)
+IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 CLOCK_PUBLISH_QOS = QosProfile(depth=1, reliable=True)
 
 
@@ -178,6 +182,10 @@ class SimHand:
         hand under load keeps its pose instead of sinking target by target."""
         return self.joint_map.ctrl_to_commands(self.batch.actuation.commands[0])
 
+    def sensed_fingertips(self) -> np.ndarray:
+        """Fingertip positions (5, 3) as the env's markers report them this period (noise, frozen markers)."""
+        return self.batch.reported_fingertips[0].copy()
+
     def sensed_cube_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """The cube's position (3,) and orientation (4,) as the env's observation noise reports them this period."""
         return self.batch.reported_position[0].copy(), self.batch.reported_quaternion[0].copy()
@@ -250,6 +258,8 @@ class HandDriver:
             self.clock = node.create_publisher(msgs.Clock, "/clock", CLOCK_PUBLISH_QOS)
             self.pose_true = node.create_publisher(msgs.PoseStamped, "object/pose_true", DEFAULT_QOS)
             self.pose_sensed = node.create_publisher(msgs.PoseStamped, "object/pose_sensed", DEFAULT_QOS)
+            self.fingertips = [node.create_publisher(msgs.PoseStamped, topic, DEFAULT_QOS)
+                               for topic in FINGERTIP_TOPICS]
             self.images = {}
             self.camera_infos = {}
             if config.publish_images:
@@ -342,6 +352,8 @@ class HandDriver:
         )
         self.pose_true.publish(pose_message(*sim.cube_pose(), stamp))
         self.pose_sensed.publish(pose_message(*sim.sensed_cube_pose(), stamp))
+        for publisher, position in zip(self.fingertips, sim.sensed_fingertips()):
+            publisher.publish(pose_message(position, IDENTITY, stamp))
         if self.images and self.steps % self.config.image_period_steps == 0:
             frames = sim.render()
             height, width = frames.shape[1:3]

@@ -213,6 +213,7 @@ def test_the_sim_hand_is_the_envs_hand_and_leaves_a_policys_commands_alone() -> 
             sensed = driver.sim.sensed_cube_pose()
             np.testing.assert_allclose(sensed[0], twin.reported_position[0], atol=1e-9, rtol=0)
             np.testing.assert_allclose(sensed[1], twin.reported_quaternion[0], atol=1e-9, rtol=0)
+            np.testing.assert_allclose(driver.sim.sensed_fingertips(), twin.reported_fingertips[0], atol=1e-9, rtol=0)
     finally:
         driver.close()
         node.shutdown()

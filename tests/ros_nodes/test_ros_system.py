@@ -124,7 +124,8 @@ def test_launch_files_wire_the_policy_into_each_graph() -> None:
     sim = {node.name: node for node in load_launch(share_directory() / "launch" / "sim_state.launch.yaml").nodes}
     assert list(sim) == ["hand_driver", "goal_manager", "policy", "recorder"]
     assert sim["policy"].parameters == {
-        "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/policy_z.pt"}
+        "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/policy_z.pt",
+        "fingertips": "sensed"}  # the sim's fingertip markers, with the env's noise
     # the goal manager judges on the truth, as the env does; the policy sees it through the env's observation noise
     assert sim["goal_manager"].remappings == [("object/pose", "object/pose_true")]
     assert sim["policy"].remappings == [("object/pose", "object/pose_sensed")]
