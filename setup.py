@@ -71,6 +71,8 @@ setup(
         "onnx>=1.16",
         "onnxruntime>=1.18",
         "ray>=2.9",
+        # Mann-Whitney U of `inhand bench fidelity`
+        "scipy>=1.11",
     ],
     extras_require={
         # sb3-contrib: the peer learner `inhand bench train` measures ours against

@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "train": "policies.bench",
     "vision": "vision.bench",
     "system": "ros_nodes.bench_system",
+    "fidelity": "ros_nodes.bench_fidelity",
 }
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -104,10 +103,8 @@ def eval_command(argv: list[str]) -> int:
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the most likely")
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
-    from policies.evaluate import evaluate
+    from policies.evaluate import evaluate, make_eval_env
     from policies.inference import InferencePolicy
-    from policies.sim_env import make_vec_env
-    from policies.env_factory import make_env
 
     try:
         if args.episodes < 1 or args.num_envs < 1:
@@ -115,23 +112,11 @@ def eval_command(argv: list[str]) -> int:
         if args.video:
             check_output_file(args.video, "MP4 video", [args.checkpoint], args.force, "--video")
         policy = InferencePolicy.load(args.checkpoint)
-        section = policy.config.env
-        sim_factory = section.factory == EnvSection().factory
-        if sim_factory:
-            section = dataclasses.replace(section, config=args.config)
-        elif args.config:
-            raise ConfigError(f"--config: the policy trained on env.factory {section.factory!r}, which takes no "
-                              "inhand env YAML")
-        if args.goal_mode:
-            section = dataclasses.replace(section, goal_mode=args.goal_mode)
         # in-process envs on physics threads: they render (for --video) and take any --num-envs, whatever worker
         # processes the policy trained with
-        section = dataclasses.replace(section, num_workers=0)
-        num_envs = min(args.num_envs, args.episodes)
-        if sim_factory:
-            env = make_vec_env(section, num_envs, args.seed, fixed_ranges=True)
-        else:
-            env = make_env(section, num_envs, args.seed)
+        env, section = make_eval_env(policy, min(args.num_envs, args.episodes), args.seed, args.config,
+                                     args.goal_mode)
+        sim_factory = section.factory == EnvSection().factory
         try:
             summary = evaluate(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
                                video=args.video)

@@ -1,18 +1,44 @@
 """Evaluate a policy on a VecEnv: a fixed episode quota per env (so short episodes are not over-counted)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from policies.config import EnvSection
 from policies.inference import InferencePolicy
+from sim.config_loading import ConfigError
 from sim.contract import (CONSECUTIVE_SUCCESSES, DROPPED, EPISODE_DONE, EPISODE_LENGTH, TIMED_OUT, VecEnv,
                           check_step)
 from sim.media import write_video
 
 # video frame rate: the control rate (80 ms per step), so the video plays in real time
 VIDEO_FPS = 12.5
+
+
+def make_eval_env(policy: InferencePolicy, num_envs: int, seed: int, env_config: str | None = None,
+                  goal_mode: str | None = None) -> tuple[VecEnv, EnvSection]:
+    """The env `inhand eval` tests a policy in: its env factory in this process (physics threads, renders for
+    videos), for the inhand sim the env YAML `env_config` (default config/env.yaml, Dactyl's full randomization)
+    always at its fixed ranges, in the policy's goal mode unless `goal_mode` is given; and the env section used."""
+    from policies.sim_env import make_vec_env
+    from policies.env_factory import make_env
+
+    section = policy.config.env
+    sim_factory = section.factory == EnvSection().factory
+    if sim_factory:
+        section = dataclasses.replace(section, config=env_config)
+    elif env_config:
+        raise ConfigError(f"--config: the policy trained on env.factory {section.factory!r}, which takes no "
+                          "inhand env YAML")
+    if goal_mode:
+        section = dataclasses.replace(section, goal_mode=goal_mode)
+    section = dataclasses.replace(section, num_workers=0)
+    if sim_factory:
+        return make_vec_env(section, num_envs, seed, fixed_ranges=True), section
+    return make_env(section, num_envs, seed), section
 
 
 def episode_quotas(episodes: int, num_envs: int) -> np.ndarray:
@@ -32,24 +58,21 @@ def summarize(successes: np.ndarray, dropped: np.ndarray, timed_out: np.ndarray,
             "episode_length_mean": float(np.mean(lengths))}
 
 
-def evaluate(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0, deterministic: bool = True,
-             video: str | Path | None = None) -> dict[str, Any]:
-    """Run until every env finished its quota; the summary, and env 0's first episode as an MP4 if asked."""
+def episode_records(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0,
+                    deterministic: bool = True, frames: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Run until every env finished its quota; per episode (in the order they ended): successes, dropped,
+    timed_out, lengths. With `frames`, env 0's first episode is appended to it as RGB frames."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if video is not None and not callable(getattr(env, "render", None)):
-        raise ValueError(f"--video needs a VecEnv with render(env_index) -> (H, W, 3) uint8; "
-                         f"{type(env).__name__} has none")
     num_envs = env.num_envs
     quotas = episode_quotas(episodes, num_envs)
     counts = np.zeros(num_envs, dtype=np.int64)
     records: dict[str, list[float]] = {"successes": [], "dropped": [], "timed_out": [], "lengths": []}
-    frames: list[np.ndarray] = []
     observations = env.reset(seed=seed)
     policy.reset(num_envs)
     while np.any(counts < quotas):
-        if video is not None and counts[0] == 0:
-            frames.append(np.asarray(env.render(0)))
+        if frames is not None and counts[0] == 0:
+            frames.append(np.asarray(env.render(0)))  # type: ignore[attr-defined]
         actions = policy.act(observations["policy"], deterministic=deterministic)
         observations, rewards, terminated, truncated, info = env.step(actions)
         check_step(num_envs, observations, rewards, terminated, truncated, info, env.observation_sizes)
@@ -61,7 +84,18 @@ def evaluate(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0,
                 records["timed_out"].append(float(info[TIMED_OUT][index]))
                 records["lengths"].append(float(info[EPISODE_LENGTH][index]))
             counts[index] += 1
-    summary = summarize(*(np.array(records[key]) for key in ("successes", "dropped", "timed_out", "lengths")))
+    return {key: np.array(values) for key, values in records.items()}
+
+
+def evaluate(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0, deterministic: bool = True,
+             video: str | Path | None = None) -> dict[str, Any]:
+    """Run until every env finished its quota; the summary, and env 0's first episode as an MP4 if asked."""
+    if video is not None and not callable(getattr(env, "render", None)):
+        raise ValueError(f"--video needs a VecEnv with render(env_index) -> (H, W, 3) uint8; "
+                         f"{type(env).__name__} has none")
+    frames: list[np.ndarray] | None = [] if video is not None else None
+    records = episode_records(policy, env, episodes, seed, deterministic, frames)
+    summary = summarize(*(records[key] for key in ("successes", "dropped", "timed_out", "lengths")))
     if video is not None:
         summary["video"] = str(write_video(video, frames, fps=VIDEO_FPS))
     return summary

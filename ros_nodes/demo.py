@@ -1,9 +1,10 @@
 """`inhand demo` / `make demo`: the whole sim system of launch/sim.launch.yaml with the shipped checkpoints.
 
 The sim driver, pose estimator, policy, goal manager and recorder run as processes on the dds backend (the launch
-runner's Python API, as `inhand launch` does) for a few trials, then stop; the demo prints one JSON object (the
-consecutive successes of each trial, how the estimated pose compares with the sim's truth, the bag, the video) and
-writes a replay MP4 of the bag and a PNG frame of it into the output folder. Launcher and node output goes to
+runner's Python API, as `inhand launch` does) for a few trials, then stop; the demo prints one JSON object (each
+trial's consecutive successes and how the goal manager ended it beside what the sim's truth says, how often the
+driver's safety filter changed a command, how the estimated pose compares with the sim's truth, the bag, the video)
+and writes a replay MP4 of the bag and a PNG frame of it into the output folder. Launcher and node output goes to
 stderr, so stdout holds the JSON only. `inhand demo --episode` is the single-episode video of sim.demo instead.
 """
 from __future__ import annotations
@@ -43,10 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true",
                         help="write even over files of another kind or inside a bag or input folder")
     parser.add_argument("--trials", type=int, default=2, help="trials to run (default 2)")
-    parser.add_argument("--max-successes", type=int, default=10,
-                        help="a trial ends after this many consecutive successes (default 10; Dactyl: 50)")
-    parser.add_argument("--trial-timeout", type=float, default=15.0,
-                        help="a trial ends after this many sim seconds without a success (default 15; Dactyl: 80)")
+    parser.add_argument("--max-successes", type=int, default=0,
+                        help="a trial ends after this many consecutive successes (default 0: the policy's training "
+                             "limit, 50 as Dactyl)")
+    parser.add_argument("--trial-timeout", type=float, default=0.0,
+                        help="a trial ends after this many sim seconds without a success (default 0: the policy's "
+                             "training timeout, 8 s; Dactyl's physical trials: 80)")
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="wall-clock limit of the run; a trial still running is reported as 'stopped' (default 120)")
     parser.add_argument("--camera-size", type=int, default=96, help="camera images are N x N (default 96)")
@@ -60,23 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--domain-id", type=int, default=None,
                         help="DDS domain (default: $ROS_DOMAIN_ID, else a random one in 100..199 to keep to itself)")
     return parser
-
-
-def trial_results(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per trial {trial, successes, ended_by} from the goal manager's trial/status sequence; a trial still running at
-    the end is 'stopped'."""
-    if not statuses:
-        return []
-    ended_by: dict[int, str] = {}
-    for status in statuses:
-        if status["state"] != "running" and status.get("ended_by"):
-            ended_by.setdefault(int(status["trial"]), str(status["ended_by"]))
-    last = statuses[-1]
-    results = [{"trial": number, "successes": int(successes), "ended_by": ended_by.get(number, "unknown")}
-               for number, successes in enumerate(last["results"], start=1)]
-    if last["state"] == "running":
-        results.append({"trial": int(last["trial"]), "successes": int(last["successes"]), "ended_by": "stopped"})
-    return results
 
 
 def pose_errors(estimated: dict[int, msgs.PoseStamped], true: dict[int, msgs.PoseStamped]) -> dict[str, Any]:
@@ -102,13 +88,12 @@ def pose_errors(estimated: dict[int, msgs.PoseStamped], true: dict[int, msgs.Pos
     }
 
 
-def read_bag(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The trial statuses and the estimate-vs-truth errors recorded in a bag."""
+def read_pose_errors(path: Path) -> dict[str, Any]:
+    """The estimate-vs-truth errors recorded in a bag."""
     with BagReader(path) as bag:
-        statuses = [json.loads(record.message.data) for record in bag.messages(["/trial/status"])]
         estimated = {r.message.header.stamp.to_ns(): r.message for r in bag.messages(["/object/pose"])}
         true = {r.message.header.stamp.to_ns(): r.message for r in bag.messages(["/object/pose_true"])}
-    return statuses, pose_errors(estimated, true)
+    return pose_errors(estimated, true)
 
 
 def write_replay(bag: Path, out: Path, size: int, fps: float = 12.5) -> tuple[Path, Path]:
@@ -205,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return episode_main(argv)
     args = build_parser().parse_args(argv)
-    if args.trials < 1 or args.max_successes < 1 or not (args.trial_timeout > 0 and args.max_seconds > 0):  # NaN too
-        print("inhand demo: --trials and --max-successes must be >= 1, --trial-timeout and --max-seconds > 0",
-              file=sys.stderr)
+    if args.trials < 1 or args.max_successes < 0 or not (args.trial_timeout >= 0 and args.max_seconds > 0):  # NaN too
+        print("inhand demo: --trials must be >= 1, --max-successes and --trial-timeout >= 0 (0: the policy's "
+              "setting), --max-seconds > 0", file=sys.stderr)
         return 2
     if not 16 <= args.camera_size <= 2048 or args.video_size < 16:
         print("inhand demo: --camera-size must be in 16..2048 and --video-size >= 16", file=sys.stderr)
@@ -231,13 +216,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inhand demo: the system stopped with exit code {run['exit_code']}; the failing node said why above",
               file=sys.stderr)
         return run["exit_code"] or 1
-    statuses, errors = read_bag(run["bag"])
+    from ros_nodes.trial_report import read_run
+    from sim.config import load_env_config
+
+    report = read_run(run["bag"], load_env_config().task.drop_height_m)
+    errors = read_pose_errors(run["bag"])
     _say("rendering the replay video")
     video, frame = write_replay(run["bag"], args.out, args.video_size)
-    trials = trial_results(statuses)
+    trials = report["trials"]
     print(json.dumps({
-        "trials": trials,
-        "consecutive_successes": [trial["successes"] for trial in trials],
+        "trials": [trial.to_json() for trial in trials],
+        "consecutive_successes": [trial.successes for trial in trials],
+        "drops": {"in_sim": sum(trial.fell_in_sim for trial in trials),
+                  "reported": sum(trial.ended_by == "drop" for trial in trials),
+                  "reported_of_those_in_sim": sum(trial.fell_in_sim and trial.ended_by == "drop" for trial in trials)},
+        "safety": report["safety"],
         "stopped_by": run["stopped_by"],
         "pose_estimate_vs_truth": errors,
         "bag": str(run["bag"]),

@@ -15,6 +15,14 @@ Coupling. For FF, MF, RF and LF, the actuator on robot0:<F>J1 (Shadow's J2) also
 through the fixed tendon robot0:T_<F>J1c, c0 * q(J0) + c1 * q(J1) held near 0, so q(J0) = (-c1 / c0) * q(J1).
 Shadow's controller for such a finger takes one target "J0" = J1 + J2 (Shadow numbering) = q(J0) + q(J1) =
 (1 + ratio) * q(J1); the ratio is read from the model's tendon, never hard-coded.
+
+Limits. The env commands every actuator anywhere in its control range, so a policy's J0 commands span
+(1 + ratio) x [0, 90 deg] = [0, 3.365] rad (command_limits): the safety filter of the sim driver keeps exactly
+that range, and no command the policy learned is clamped. The model's tendon lets the pair reach only 2.947 rad
+(the distal joint hits 90 deg first), but a target beyond that is harmless in the sim, where the actuator pushes
+against the joint limit as it did in training. The real hand's J0 is J1 + J2 with each in [0, 90 deg], so [0, pi]
+(hand_limits): the right limit for Shadow's controllers is where both agree, [0, pi] for J0 and the joint range for
+every other joint (the model's ranges are Shadow's published ones, and equal its control ranges).
 """
 from __future__ import annotations
 
@@ -78,7 +86,8 @@ class JointMap:
     sim_actuator_names: tuple[str, ...]  # (20,) model order
     command_names: tuple[str, ...]  # (20,) Shadow controller joint per actuator: rh_FFJ0 for coupled fingers
     command_scale: np.ndarray  # (20,) shadow command = scale * sim ctrl (1 + ratio for J0, the sign otherwise)
-    command_limits: np.ndarray  # (20, 2) lower, upper of each command in Shadow units
+    command_limits: np.ndarray  # (20, 2) lower, upper of each command in Shadow units: the env's control ranges
+    hand_limits: np.ndarray  # (20, 2) the hand's joint ranges in command units (J0: the sum of J1's and J2's)
     actuated_joint: np.ndarray  # (20,) index into the 24 joints of the joint each actuator drives
     coupled_partner: np.ndarray  # (20,) index of the joint a coupled actuator drags along, -1 if none
 
@@ -88,30 +97,30 @@ class JointMap:
         shadow = tuple(sim_to_shadow_name(name) for name in sim_joint_names)
         signs = np.array([-1.0 if name in MIRRORED_SHADOW_JOINTS else 1.0 for name in shadow])
         position = {name: i for i, name in enumerate(sim_joint_names)}
-        actuators, commands, scales, limits, driven, partners = [], [], [], [], [], []
+        actuators, commands, scales, limits, hand_limits, driven, partners = [], [], [], [], [], [], []
         for actuator in range(model.nu):
             if model.actuator_trntype[actuator] != mujoco.mjtTrn.mjTRN_JOINT:
                 raise ValueError(f"actuator {model.actuator(actuator).name} does not drive a joint")
             joint = model.joint(model.actuator_trnid[actuator, 0]).name
             finger, number = _SIM_JOINT.match(joint).groups()  # type: ignore[union-attr]
             lower, upper = model.actuator_ctrlrange[actuator]
+            joint_lower, joint_upper = model.joint(joint).range
             actuators.append(model.actuator(actuator).name)
             driven.append(position[joint])
             if finger in COUPLED_FINGERS and number == "1":
                 ratio = coupling_ratio(model, finger)
                 distal = model.joint(f"{SIM_PREFIX}{finger}J0")
-                # the middle joint can only go as far as the coupled distal joint's range allows
-                middle_lower = max(lower, distal.range[0] / ratio)
-                middle_upper = min(upper, distal.range[1] / ratio)
                 commands.append(f"{SHADOW_PREFIX}{finger}J0")
                 scales.append(1.0 + ratio)
-                limits.append(((1.0 + ratio) * middle_lower, (1.0 + ratio) * middle_upper))
+                limits.append(((1.0 + ratio) * lower, (1.0 + ratio) * upper))
+                hand_limits.append((joint_lower + distal.range[0], joint_upper + distal.range[1]))
                 partners.append(position[distal.name])
             else:
                 sign = signs[position[joint]]
                 commands.append(shadow[position[joint]])
                 scales.append(sign)
                 limits.append(tuple(sorted((sign * lower, sign * upper))))
+                hand_limits.append(tuple(sorted((sign * joint_lower, sign * joint_upper))))
                 partners.append(-1)
         return cls(
             sim_joint_names=tuple(sim_joint_names),
@@ -121,6 +130,7 @@ class JointMap:
             command_names=tuple(commands),
             command_scale=np.array(scales),
             command_limits=np.array(limits, dtype=np.float64),
+            hand_limits=np.array(hand_limits, dtype=np.float64),
             actuated_joint=np.array(driven),
             coupled_partner=np.array(partners),
         )

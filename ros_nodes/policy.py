@@ -38,7 +38,7 @@ from sim.batch import OBSERVATION_SIZES
 from sim.config import DEFAULT_CONFIG_PATH, TaskConfig, load_env_config
 from sim.config_loading import bound, choice
 from sim.paths import data_path
-from sim.scene import index_scene, load_model
+from sim.scene import FINGERTIP_NAMES, index_scene, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ class PolicyNodeConfig:
     # joints at 0 within their ranges), or "measured" (the hand's position at the first tick: no jump on a real
     # hand that starts elsewhere)
     ema_start: str = field(default="reset_pose", metadata=choice("reset_pose", "measured"))
+    # the fingertip positions of the observation: "kinematics" (forward kinematics of the joint states: the real
+    # hand's encoders) or "sensed" (hand/fingertips/<ff|mf|rf|lf|th>: the sim's fingertip markers with the env's noise
+    # and freezes, as the policy trained on them; Dactyl's PhaseSpace markers on a real hand)
+    fingertips: str = field(default="kinematics", metadata=choice("kinematics", "sensed"))
     stale_periods: int = field(default=3, metadata=bound(1, 1000))  # inputs older than this many periods are stale
     sync_inputs: bool = True  # under use_sim_time, wait for the joint states and pose of the tick's own time
     diagnostics_period_s: float = field(default=1.0, metadata=bound(0.05, 60.0))
@@ -87,6 +91,16 @@ def trained_task_config(policy: InferencePolicy, env_config: str = "") -> TaskCo
     if policy.config.env.goal_mode is not None:
         config = config.with_options(goal_mode=policy.config.env.goal_mode)
     return config.task
+
+
+def checkpoint_task_config(checkpoint: str, env_config: str = "") -> TaskConfig:
+    """The task section a policy checkpoint file was trained with (trained_task_config of the loaded policy)."""
+    return trained_task_config(InferencePolicy.load(resolve_checkpoint(checkpoint)), env_config)
+
+
+def checkpoint_goal_mode(checkpoint: str) -> str | None:
+    """The goal mode a policy checkpoint file was trained with, where its config overrides its env YAML's."""
+    return InferencePolicy.load(resolve_checkpoint(checkpoint)).config.env.goal_mode
 
 
 class PolicyCore:
@@ -146,11 +160,14 @@ class PolicyCore:
         return self.data.site_xpos[self.index.fingertip_site_ids].copy()
 
     def observation(self, shadow_joint_positions: np.ndarray, cube_position: np.ndarray,
-                    cube_quaternion: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        """Policy observation (22,) float32 from Shadow joint angles (24,), cube position (3,), quaternions (4,)."""
-        sim_joints = self.joint_map.joints_to_sim(shadow_joint_positions)
+                    cube_quaternion: np.ndarray, goal: np.ndarray,
+                    fingertips: np.ndarray | None = None) -> np.ndarray:
+        """Policy observation (22,) float32 from Shadow joint angles (24,), cube position (3,), quaternions (4,);
+        the fingertips (5, 3) as measured, else by forward kinematics of the joint angles."""
+        if fingertips is None:
+            fingertips = self.fingertip_positions(self.joint_map.joints_to_sim(shadow_joint_positions))
         return task.policy_observation(
-            self.fingertip_positions(sim_joints)[None], np.asarray(cube_position, dtype=np.float64)[None],
+            np.asarray(fingertips, dtype=np.float64)[None], np.asarray(cube_position, dtype=np.float64)[None],
             np.asarray(cube_quaternion, dtype=np.float64)[None], np.asarray(goal, dtype=np.float64)[None],
         )[0]
 
@@ -168,8 +185,7 @@ class PolicyCore:
         if self.targets is None:
             start = self.reset_targets if self.ema_start == "reset_pose" else actuated[0]
             self.targets = np.clip(start, self.ctrl_range[:, 0], self.ctrl_range[:, 1])
-        new_targets = task.relative_targets(normalized, actuated, self.ctrl_range, self.task.relative_action_scale)[0]
-        self.targets = self.task.action_ema * new_targets + (1.0 - self.task.action_ema) * self.targets
+        self.targets = task.smoothed_targets(normalized, actuated, self.targets[None], self.ctrl_range, self.task)[0]
         return self.joint_map.ctrl_to_commands(self.targets)
 
 
@@ -197,6 +213,10 @@ class PolicyNode:
         self.joint_positions = np.full(len(names), np.nan)
         self.joint_stamps = np.full(len(names), -1, dtype=np.int64)
         self.pose: _Stamped | None = None
+        self.sensed = config.fingertips == "sensed"
+        self.fingertips = np.full((len(FINGERTIP_NAMES), 3), np.nan)
+        self.fingertip_stamps = np.full(len(FINGERTIP_NAMES), -1 if self.sensed else np.iinfo(np.int64).max,
+                                        dtype=np.int64)
         self.goal: _Stamped | None = None
         self.trial: int | None = None
         self.trial_state: str | None = None
@@ -219,6 +239,10 @@ class PolicyNode:
         self.diagnostics = node.create_publisher(msgs.DiagnosticArray, "/diagnostics", DEFAULT_QOS)
         node.create_subscription(msgs.JointState, "hand/joint_states", self.on_joint_states, DEFAULT_QOS)
         node.create_subscription(msgs.PoseStamped, "object/pose", self.on_pose, DEFAULT_QOS)
+        if self.sensed:
+            for index, name in enumerate(FINGERTIP_NAMES):
+                node.create_subscription(msgs.PoseStamped, f"hand/fingertips/{name}",
+                                         lambda message, index=index: self.on_fingertip(index, message), DEFAULT_QOS)
         node.create_subscription(msgs.QuaternionStamped, "goal/orientation", self.on_goal, DEFAULT_QOS)
         node.create_subscription(msgs.String, "trial/status", self.on_trial_status, DEFAULT_QOS)
         node.create_subscription(msgs.Bool, "hand/reset", self.on_reset, DEFAULT_QOS)
@@ -247,6 +271,13 @@ class PolicyNode:
             (np.array([position.x, position.y, position.z]), quaternion_array(message.pose.orientation)),
             message.header.stamp.to_ns(),
         )
+        self._try_tick()
+
+    def on_fingertip(self, index: int, message: msgs.PoseStamped) -> None:
+        """One fingertip's measured position (world frame)."""
+        position = message.pose.position
+        self.fingertips[index] = (position.x, position.y, position.z)
+        self.fingertip_stamps[index] = message.header.stamp.to_ns()
         self._try_tick()
 
     def on_goal(self, message: msgs.QuaternionStamped) -> None:
@@ -298,7 +329,8 @@ class PolicyNode:
         tick = self.pending_tick_ns
         if tick is None:
             return
-        if self.sync and not (self.joint_stamps.min() >= tick and self.pose is not None and self.pose.stamp_ns >= tick):
+        if self.sync and not (self.joint_stamps.min() >= tick and self.pose is not None and self.pose.stamp_ns >= tick
+                              and self.fingertip_stamps.min() >= tick):
             return
         self._run(tick)
 
@@ -313,6 +345,11 @@ class PolicyNode:
             return "no_joint_states", f"no joint states yet for {len(missing)} joints ({', '.join(missing[:3])} ...)"
         if tick_ns - oldest_joint_ns > stale_ns:
             return "stale_joint_states", f"joint states stale: {(tick_ns - oldest_joint_ns) / 1e9:.3f} s old"
+        if self.fingertip_stamps.min() < 0:
+            return "no_fingertips", "no sensed fingertip positions yet (hand/fingertips/*)"
+        if tick_ns - int(self.fingertip_stamps.min()) > stale_ns:
+            age_s = (tick_ns - int(self.fingertip_stamps.min())) / 1e9
+            return "stale_fingertips", f"fingertips stale: {age_s:.3f} s old"
         if self.pose is None:
             return "no_pose", "no object pose yet"
         if tick_ns - self.pose.stamp_ns > stale_ns:
@@ -337,7 +374,8 @@ class PolicyNode:
         self.skip_kind = self.last_skip = ""
         position, quaternion = self.pose.value  # type: ignore[union-attr]
         goal = self.goal.value  # type: ignore[union-attr]
-        observation = self.core.observation(self.joint_positions, position, quaternion, goal)
+        observation = self.core.observation(self.joint_positions, position, quaternion, goal,
+                                            self.fingertips if self.sensed else None)
         action = self.core.act(observation)
         targets = self.core.command_targets(action, self.joint_positions)
         stamp_ns = int(self.joint_stamps.max())

@@ -6,7 +6,10 @@ camera sent an image of the same stamp (the sim driver stamps the three together
 trigger). A completed set discards the older incomplete ones, and at most max_pending_sets incomplete ones are kept
 (the oldest goes first). Each complete set runs through vision's one preprocessing function and network (torch, or
 ONNX Runtime on an `inhand vision export` file) and becomes object/pose (geometry_msgs/PoseStamped) stamped with the
-images' stamp, in frame_id: the frame the network's positions were trained in (the sim's world frame).
+images' stamp, in frame_id: the frame the network's positions were trained in (the sim's world frame). With a drop
+detector (palm_checkpoint, vision.on_palm) the same images then give object/on_palm (std_msgs/Float64): the
+probability that the cube is on the palm, which the pose alone cannot tell (the pose network only ever saw cubes on
+the palm and keeps placing a fallen one there); the goal manager ends a trial as a drop when it stays low.
 
 An image of another encoding, of a size other than image_height x image_width (when those are set), or whose data
 does not fill height x step, is dropped and reported on /diagnostics (WARN, naming the topic and what is accepted).
@@ -28,6 +31,7 @@ from ros_nodes.transport import DEFAULT_QOS, SENSOR_QOS, Node
 from sim.config_loading import ConfigError, bound, choice
 from sim.paths import data_path
 from vision.inference import CheckpointError, OnnxPoseEstimator, PoseEstimator, model_from_checkpoint
+from vision.on_palm import PalmDetector
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class PoseEstimatorNodeConfig:
     """config/ros_pose_estimator.yaml; every key is also a node parameter of the same name."""
 
     checkpoint: str = "assets/checkpoints/pose_estimator.pt"  # torch: model.pt of `inhand vision train`; onnx: .onnx
+    palm_checkpoint: str = "assets/checkpoints/palm_detector.pt"  # `inhand vision palm-train`; "" = no object/on_palm
     backend: str = field(default="torch", metadata=choice("torch", "onnx"))
     threads: int = field(default=1, metadata=bound(0, 256))  # inference threads; 0 = the library's default
     cameras: tuple[str, ...] = ("left", "front", "right")  # in the network's input order
@@ -50,7 +55,7 @@ class PoseEstimatorNodeConfig:
     diagnostics_period_s: float = field(default=1.0, metadata=bound(0.05, 60.0))
 
 
-def resolve_pose_checkpoint(path: str) -> Path:
+def resolve_pose_checkpoint(path: str, kind: str = "pose estimator") -> Path:
     """A checkpoint path as given, else under the package's share folder; CheckpointError naming both if absent."""
     candidate = Path(path)
     if candidate.is_file():
@@ -60,10 +65,12 @@ def resolve_pose_checkpoint(path: str) -> Path:
             return data_path(path)
         except FileNotFoundError:
             pass
+    writers = {"pose estimator": "-p checkpoint:=FILE (launch files: pose_checkpoint:=FILE); `inhand vision train` "
+                                 "writes model.pt, `inhand vision export` an ONNX file",
+               "drop detector": "-p palm_checkpoint:=FILE (launch files: palm_checkpoint:=FILE, \"\" for none); "
+                                "`inhand vision palm-train` writes one"}
     raise CheckpointError(
-        f"{path}: pose estimator checkpoint not found (relative to {Path.cwd()} or the inhand package); pass "
-        "-p checkpoint:=FILE (launch files: pose_checkpoint:=FILE); `inhand vision train` writes model.pt, "
-        "`inhand vision export` an ONNX file"
+        f"{path}: {kind} checkpoint not found (relative to {Path.cwd()} or the inhand package); pass {writers[kind]}"
     )
 
 
@@ -122,6 +129,13 @@ class PoseEstimatorNode:
         if not config.cameras or len(set(config.cameras)) != len(config.cameras):
             raise ConfigError(f"cameras must name distinct cameras, got {list(config.cameras)}")
         self.estimator = estimator or load_estimator(config.checkpoint, config.backend, config.threads, config.cameras)
+        self.palm: PalmDetector | None = None
+        if config.palm_checkpoint:
+            self.palm = PalmDetector.from_checkpoint(resolve_pose_checkpoint(config.palm_checkpoint, "drop detector"))
+            if self.palm.config.camera_count != len(config.cameras):
+                raise CheckpointError(f"{config.palm_checkpoint}: the drop detector takes "
+                                      f"{self.palm.config.camera_count} cameras, the node has {len(config.cameras)}")
+        self.on_palm = float("nan")
         self.pending: dict[int, dict[str, np.ndarray]] = {}  # stamp -> camera -> (H, W, 3)
         self.frame_ids: dict[int, str] = {}
         self.poses_published = 0
@@ -134,6 +148,7 @@ class PoseEstimatorNode:
         self._rejections_reported = 0
 
         self.pose_publisher = node.create_publisher(msgs.PoseStamped, "object/pose", DEFAULT_QOS)
+        self.palm_publisher = node.create_publisher(msgs.Float64, "object/on_palm", DEFAULT_QOS)
         self.diagnostics = node.create_publisher(msgs.DiagnosticArray, "/diagnostics", DEFAULT_QOS)
         self.topics = {camera: node.resolve_topic(f"cameras/{camera}/image_raw") for camera in config.cameras}
         for camera in config.cameras:
@@ -177,13 +192,18 @@ class PoseEstimatorNode:
                          f"images of one stamp differ in size {shapes}; the cameras must share one size")
             return
         started = time.perf_counter()
-        position, quaternion = self.estimator.predict(np.stack([images[camera] for camera in self.config.cameras]))
+        stacked = np.stack([images[camera] for camera in self.config.cameras])
+        position, quaternion = self.estimator.predict(stacked)
+        if self.palm is not None:
+            self.on_palm = self.palm.probability(stacked)
         self.inference_ms = (time.perf_counter() - started) * 1e3
         self.pose_publisher.publish(msgs.PoseStamped(
             header=msgs.Header(stamp=msgs.Time.from_ns(stamp_ns), frame_id=self.config.frame_id),
             pose=msgs.Pose(position=msgs.Point(x=float(position[0]), y=float(position[1]), z=float(position[2])),
                            orientation=quaternion_message(quaternion)),
         ))
+        if self.palm is not None:
+            self.palm_publisher.publish(msgs.Float64(data=self.on_palm))
         self.poses_published += 1
 
     def _reject(self, topic: str, reason: str) -> None:
@@ -205,6 +225,7 @@ class PoseEstimatorNode:
             "poses_published": self.poses_published,
             "last_stamp_ns": self.last_stamp_ns,
             "inference_ms": round(self.inference_ms, 3),
+            "on_palm_probability": round(self.on_palm, 4),
             "incomplete_sets_dropped": self.incomplete_sets_dropped,
             "late_images": self.late_images,
             "images_rejected": rejected,

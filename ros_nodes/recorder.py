@@ -17,7 +17,7 @@ from ros_nodes.node_main import config_from_parameters, run_node
 from ros_nodes.transport import Node, QosProfile
 from sim.config_loading import ConfigError, bound
 from sim.output_paths import check_output_dir
-from sim.scene import CAMERA_NAMES
+from sim.scene import CAMERA_NAMES, FINGERTIP_NAMES
 
 DEFAULT_CONFIG = "config/ros_recorder.yaml"
 
@@ -29,6 +29,9 @@ GRAPH_TOPICS: tuple[tuple[str, str], ...] = (
     ("hand/reset", "std_msgs/msg/Bool"),
     ("object/pose", "geometry_msgs/msg/PoseStamped"),
     ("object/pose_true", "geometry_msgs/msg/PoseStamped"),
+    ("object/pose_sensed", "geometry_msgs/msg/PoseStamped"),
+    *((f"hand/fingertips/{name}", "geometry_msgs/msg/PoseStamped") for name in FINGERTIP_NAMES),
+    ("object/on_palm", "std_msgs/msg/Float64"),
     ("goal/orientation", "geometry_msgs/msg/QuaternionStamped"),
     ("trial/status", "std_msgs/msg/String"),
     ("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray"),

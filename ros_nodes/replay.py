@@ -1,9 +1,12 @@
 """`inhand replay BAG [--video OUT.mp4] [--resim OUT.png] [--publish]`: look at a recorded episode, sim or real.
 
 --video   renders the recorded hand (hand/joint_states) and cube (object/pose_true, else object/pose) with MuJoCo.
---resim   re-simulates the recorded hand/command stream (through the driver's SafetyFilter, as the driver applied it)
-          in the nominal MuJoCo model from the first recorded state, and plots simulated vs recorded joint
-          trajectories with the per-joint RMS error (the sim-to-real gap); the RMS is printed as JSON.
+--resim   re-simulates the recorded hand/command, hand/enable and hand/reset stream through the driver's own
+          CommandIntake and safety filter and the env's command path (sim.actuation), in the nominal MuJoCo model
+          from the first recorded state (and from the recorded state after each reset), and plots simulated vs
+          recorded joint trajectories with the per-joint RMS error (the sim-to-real gap); the RMS is printed as
+          JSON. Clean by default; --unmodeled-effects adds the env config's action noise, delay, backlash, pushes
+          and timing jitter, as the sim driver applies them.
 --publish republishes every recorded topic (raw CDR) with its original timing on the dds backend.
 
 Times: with /clock in the bag (sim), header stamps (sim time), and for unstamped messages the sim time of the last
@@ -23,7 +26,7 @@ import numpy as np
 
 from ros_nodes import msgs
 from ros_nodes.bag import BagError, BagReader, repair_bag
-from ros_nodes.hand_driver import DriverConfig, quaternion_array
+from ros_nodes.hand_driver import DriverConfig, quaternion_array, safety_filter
 from ros_nodes.joint_map import JointMap
 from ros_nodes.recorder import BEST_EFFORT_TYPES
 from sim.config_loading import load_config
@@ -43,8 +46,10 @@ class Recording:
     cube_quaternions: np.ndarray  # (P, 4) w, x, y, z
     goal_times: np.ndarray  # (G,)
     goals: np.ndarray  # (G, 4)
-    commands: list[tuple[float, list[str], np.ndarray]]
+    commands: list[tuple[float, list[str], np.ndarray, int]]  # time, names, positions, header stamp (ns)
     enables: list[tuple[float, bool]]
+    resets: list[float]  # times of hand/reset requests
+    origin_ns: int  # the driver's clock at time 0: sim time with /clock, else the recorder's receive time
 
 
 def _topic(reader: BagReader, suffix: str, required: bool) -> str | None:
@@ -66,11 +71,12 @@ def read_recording(path: str | Path, joint_map: JointMap) -> Recording:
             "goal": _topic(reader, "goal/orientation", required=False),
             "command": _topic(reader, "hand/command", required=False),
             "enable": _topic(reader, "hand/enable", required=False),
+            "reset": _topic(reader, "hand/reset", required=False),
             "clock": "/clock" if "/clock" in reader.topics else None,
         }
         wanted = [topic for topic in (joints_topic, pose_topic, *optional.values()) if topic]
         joint_times, joint_rows, pose_times, positions, quaternions = [], [], [], [], []
-        goal_times, goals, commands, enables, clock = [], [], [], [], []
+        goal_times, goals, commands, enables, resets, clock = [], [], [], [], [], []
         index = {name: i for i, name in enumerate(joint_map.shadow_joint_names)}
         last = np.zeros(len(index))
         for record in reader.messages(wanted):
@@ -92,15 +98,20 @@ def read_recording(path: str | Path, joint_map: JointMap) -> Recording:
                 goal_times.append((t, message.header.stamp.to_ns()))
                 goals.append(quaternion_array(message.quaternion))
             elif record.topic == optional["command"]:
-                commands.append((t, list(message.name), np.asarray(message.position, dtype=np.float64)))
+                commands.append((t, list(message.name), np.asarray(message.position, dtype=np.float64),
+                                 message.header.stamp.to_ns()))
             elif record.topic == optional["enable"]:
                 enables.append((t, bool(message.data)))
+            elif record.topic == optional["reset"] and message.data:
+                resets.append(t)
             elif record.topic == "/clock":
                 clock.append((t, message.clock.to_ns()))
     if not joint_times:
         raise BagError(f"bag {path}: {joints_topic} holds no joint positions")
     clock_ticks = np.array(clock, dtype=np.float64).reshape(-1, 2)
     to_seconds = _time_axis(clock_ticks, joint_times[0])
+    received, stamp = joint_times[0]
+    origin_ns = stamp if len(clock_ticks) and stamp > 0 else received
     return Recording(
         joint_times=to_seconds(joint_times),
         joint_positions=np.array(joint_rows),
@@ -109,8 +120,10 @@ def read_recording(path: str | Path, joint_map: JointMap) -> Recording:
         cube_quaternions=np.array(quaternions).reshape(-1, 4),
         goal_times=to_seconds(goal_times),
         goals=np.array(goals).reshape(-1, 4),
-        commands=[(float(to_seconds([(t, 0)])[0]), names, values) for t, names, values in commands],
+        commands=[(float(to_seconds([(t, stamp)])[0]), names, values, stamp) for t, names, values, stamp in commands],
         enables=[(float(to_seconds([(t, 0)])[0]), flag) for t, flag in enables],
+        resets=[float(to_seconds([(t, 0)])[0]) for t in resets],
+        origin_ns=int(origin_ns),
     )
 
 
@@ -189,43 +202,68 @@ def render_video(recording: Recording, out: Path, camera: str, size: int, fps: f
     return write_video(out, frames, fps)
 
 
-def resimulate(recording: Recording, driver: DriverConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times (K,), simulated (K, 24), recorded (K, 24)) joint positions at each control period."""
-    from ros_nodes.safety import SafetyFilter
+def resimulate(recording: Recording, driver: DriverConfig, unmodeled_effects: bool = False,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times (K,), simulated (K, 24), recorded (K, 24)) joint positions at each control period.
 
-    scene = _Scene()
-    mujoco, model, data, joint_map = scene.mujoco, scene.model, scene.data, scene.joint_map
-    scene.set_state(recording, 0.0)
-    substeps = max(1, int(round(driver.control_period_s / model.opt.timestep)))
-    model.opt.timestep = driver.control_period_s / substeps
-    safety = SafetyFilter(
-        joint_map.command_names, joint_map.command_limits[:, 0], joint_map.command_limits[:, 1],
-        driver.max_rate_rad_s, driver.control_period_s, driver.watchdog_periods, enabled=driver.start_enabled,
-    )
-    events = sorted([(t, 0, names, values) for t, names, values in recording.commands]
-                    + [(t, 1, [], flag) for t, flag in recording.enables], key=lambda event: (event[0], event[1]))
-    times = _sample_times(recording.joint_times[-1], driver.control_period_s)
+    The recorded messages go through the driver's CommandIntake at their times, one control period at a time, and
+    its targets through ReorientBatch.step_commands on the nominal physics of driver.env_config (unmodeled effects
+    as that config says when asked for, drawn from `seed`). A reset puts the hand and cube where the recording
+    shows them next: the driver's new episode started from a random cube the recording holds, not its draws; the
+    hand then holds the reset pose's targets, as the driver's does.
+    """
+    from dataclasses import replace
+
+    from ros_nodes.command_intake import CommandIntake
+    from sim.batch import ReorientBatch
+    from sim.config import UNMODELED_EFFECTS, load_env_config
+
+    env_config = load_env_config(driver.env_config)
+    keep = UNMODELED_EFFECTS if unmodeled_effects else ()
+    off = [name for name in ("physics", *UNMODELED_EFFECTS, "observation_noise", "marker_freeze") if name not in keep]
+    env_config = replace(env_config, randomization=env_config.randomization.disabled(*off))
+    batch = ReorientBatch(env_config, 1, seed=seed, autoreset=False)
+    batch.reset(seed)
+    reset_targets = batch.actuation.commands[0].copy()  # what the driver holds after a reset, until commanded
+    index = batch.index
+    joint_map = JointMap.from_model(batch.models[0], index.hand_joint_names)
+    intake = CommandIntake(joint_map, safety_filter(joint_map, replace(driver, backend="sim"), env_config))
+    period = batch.control_dt
+
+    def place(t: float) -> None:
+        row = _latest(recording.joint_times, t)
+        positions = recording.joint_positions[row]
+        cube = np.zeros(7)
+        cube[3] = 1.0
+        if len(recording.pose_times):
+            pose = _latest(recording.pose_times, t)
+            cube = np.concatenate((recording.cube_positions[pose], recording.cube_quaternions[pose]))
+        batch.place(0, joint_map.joints_to_sim(positions), cube, reset_targets)
+
+    events = sorted([(t, 0, "command", (names, values, stamp)) for t, names, values, stamp in recording.commands]
+                    + [(t, 1, "enable", flag) for t, flag in recording.enables]
+                    + [(t, 2, "reset", None) for t in recording.resets], key=lambda event: (event[0], event[1]))
+    times = _sample_times(recording.joint_times[-1], period)
     simulated = np.zeros((len(times), len(joint_map.shadow_joint_names)))
+    place(0.0)
     next_event = 0
     for k, t in enumerate(times):
-        while next_event < len(events) and events[next_event][0] <= t:
-            _, kind, names, value = events[next_event]
+        simulated[k] = joint_map.joints_to_shadow(batch.qpos[0, index.hand_qpos])
+        while next_event < len(events) and events[next_event][0] <= t + 1e-9:
+            _, _, kind, value = events[next_event]
             next_event += 1
-            if kind == 1:
-                safety.set_enabled(value)
-                continue
-            try:
-                index = joint_map.command_index(names)
-            except KeyError:
-                continue  # the driver rejected this message too
-            targets, mask = np.zeros(len(joint_map.command_names)), np.zeros(len(joint_map.command_names), dtype=bool)
-            targets[index], mask[index] = value, True
-            safety.command(targets, float(t), mask)
-        simulated[k] = joint_map.joints_to_shadow(data.qpos[scene.index.hand_qpos])
-        current = joint_map.commands_from_joints(simulated[k])
-        data.ctrl[:] = np.clip(joint_map.commands_to_ctrl(safety.update(current, float(t))),
-                               model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1])
-        mujoco.mj_step(model, data, substeps)
+            if kind == "command":
+                names, positions, stamp = value
+                intake.command(names, positions, stamp, float(t))
+            elif kind == "enable":
+                intake.enable(value)
+            else:
+                intake.request_reset()
+        if intake.begin_period(recording.origin_ns + int(round(t * 1e9))):
+            place(float(t) + period)  # the state the driver published after its reset and first period
+            continue
+        held = joint_map.ctrl_to_commands(batch.actuation.commands[0])
+        batch.step_commands(joint_map.commands_to_ctrl(intake.targets(held, float(t)))[None])
     recorded = np.stack([np.interp(times, recording.joint_times, recording.joint_positions[:, j])
                          for j in range(simulated.shape[1])], axis=1)
     return times, simulated, recorded
@@ -311,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-config", type=Path, default=None,
                         help="the driver's config whose safety limits the commands went through "
                              "(default config/ros_driver.yaml)")
+    parser.add_argument("--unmodeled-effects", action="store_true",
+                        help="--resim with the driver env config's action noise, delay, backlash, pushes and timing "
+                             "jitter, as the sim driver applies them (default: a clean re-simulation)")
+    parser.add_argument("--seed", type=int, default=0, help="--resim: the draws of --unmodeled-effects (default 0)")
     parser.add_argument("--publish", action="store_true", help="republish the recorded topics on DDS")
     parser.add_argument("--rate", type=float, default=1.0, help="--publish speed factor (default 1)")
     parser.add_argument("--topics", nargs="+", default=None, help="--publish only these topics")
@@ -350,10 +392,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {args.video}", file=sys.stderr)
             if args.resim:
                 driver = load_config(DriverConfig, args.driver_config or data_path("config/ros_driver.yaml"))
-                times, simulated, recorded = resimulate(recording, driver)
+                times, simulated, recorded = resimulate(recording, driver, args.unmodeled_effects, args.seed)
                 names = JointMap.from_model(model, index_scene(model).hand_joint_names).shadow_joint_names
                 rms = plot_resim(times, simulated, recorded, names, args.resim)
                 print(json.dumps({"bag": str(args.bag), "steps": len(times), "commands": len(recording.commands),
+                                  "resets": len(recording.resets), "unmodeled_effects": args.unmodeled_effects,
                                   "rms_rad": rms, "mean_rms_rad": round(float(np.mean(list(rms.values()))), 5),
                                   "plot": str(args.resim)}, indent=2))
         if args.publish:

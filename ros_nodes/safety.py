@@ -2,12 +2,18 @@
 
 Commands come in whenever the policy sends them (command()); once per control period the driver asks for the target
 to apply (update()) with the hand's current position. Everything is in command units (Shadow's, radians).
+
+The limits a trained policy respects are the env's own (trained_rate_limits, JointMap.command_limits): in normal
+operation the filter then passes the policy's commands through unchanged and acts only on what the env could never
+have commanded. How often it changed a command is counted (altered_updates of commanded_updates).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from sim.config import TaskConfig
 
 
 @dataclass
@@ -19,7 +25,21 @@ class SafetyCounters:
     nonfinite_rejected: int = 0  # commands thrown away for a NaN or infinity
     watchdog_trips: int = 0
     rate_limited_updates: int = 0  # control periods in which at least one target moved at the rate limit
+    commanded_updates: int = 0  # control periods with a command to follow (enabled, not holding)
+    altered_updates: int = 0  # ... in which the target sent differs from the command (clamped or rate limited)
     clamped_joints: set[str] = field(default_factory=set)
+
+    @property
+    def altered_fraction(self) -> float:
+        """Share of commanded control periods in which the filter changed the command (0 before any)."""
+        return self.altered_updates / self.commanded_updates if self.commanded_updates else 0.0
+
+
+def trained_rate_limits(command_limits: np.ndarray, task: TaskConfig) -> np.ndarray:
+    """The fastest (A,) rad/s each command moves in the env: its EMA moves a target by action_ema x (new target -
+    old target), both inside the control range, so by at most action_ema x the range's width per control period."""
+    width = command_limits[:, 1] - command_limits[:, 0]
+    return task.action_ema * width / (task.physics_timestep * task.substeps)
 
 
 class SafetyFilter:
@@ -30,7 +50,7 @@ class SafetyFilter:
         names: tuple[str, ...],
         lower: np.ndarray,
         upper: np.ndarray,
-        max_rate_rad_s: float,
+        max_rate_rad_s: float | np.ndarray,
         control_period_s: float,
         watchdog_periods: int = 3,
         enabled: bool = True,
@@ -42,14 +62,17 @@ class SafetyFilter:
             raise ValueError(f"limits must have shape ({len(self.names)},), got {self.lower.shape}, {self.upper.shape}")
         if np.any(self.lower > self.upper):
             raise ValueError("every lower limit must be <= its upper limit")
-        if not max_rate_rad_s > 0 or not control_period_s > 0 or watchdog_periods < 1:
-            raise ValueError("max_rate_rad_s and control_period_s must be > 0 and watchdog_periods >= 1")
-        self.max_rate_rad_s = float(max_rate_rad_s)
+        rate = np.broadcast_to(np.asarray(max_rate_rad_s, dtype=np.float64), self.lower.shape)
+        if not np.all(rate > 0) or not control_period_s > 0 or watchdog_periods < 1:
+            raise ValueError("max_rate_rad_s (one value or one per joint) and control_period_s must be > 0 and "
+                             "watchdog_periods >= 1")
+        self.max_rate_rad_s = rate.copy()
         self.control_period_s = float(control_period_s)
         self.watchdog_s = watchdog_periods * self.control_period_s
         self.enabled = enabled
         self.counters = SafetyCounters()
         self.desired: np.ndarray | None = None  # last good command, clamped; None = hold
+        self.requested: np.ndarray | None = None  # the same before clamping: what the command asked for
         self.output: np.ndarray | None = None  # target sent in the last period
         self.last_command_s: float | None = None
         self.last_update_s: float | None = None
@@ -76,7 +99,9 @@ class SafetyFilter:
         if self.desired is None:
             # joints a partial command leaves out keep their last target; NaN = "where the hand is" until one exists
             self.desired = self.output.copy() if self.output is not None else np.full(targets.shape, np.nan)
+            self.requested = self.desired.copy()
         self.desired = np.where(mask, clamped, self.desired)
+        self.requested = np.where(mask, targets, self.requested)
         self.counters.commands_accepted += 1
         self.last_command_s = now_s
         if self.watchdog_tripped:
@@ -114,8 +139,13 @@ class SafetyFilter:
         previous = self.output
         desired = np.where(np.isnan(self.desired), previous, self.desired)
         step = self.max_rate_rad_s * max(elapsed, 1e-9)
-        delta = np.clip(desired - previous, -step, step)
-        if np.any(np.abs(desired - previous) > step):
+        too_fast = np.abs(desired - previous) > step
+        if too_fast.any():
             self.counters.rate_limited_updates += 1
-        self.output = np.clip(previous + delta, self.lower, self.upper)
+        # a target within reach is sent exactly as commanded, not as previous + difference (rounding)
+        self.output = np.clip(np.where(too_fast, previous + np.clip(desired - previous, -step, step), desired),
+                              self.lower, self.upper)
+        requested = np.where(np.isnan(self.requested), previous, self.requested)  # type: ignore[arg-type]
+        self.counters.commanded_updates += 1
+        self.counters.altered_updates += int(np.any(self.output != requested))
         return self.output.copy()

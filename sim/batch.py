@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from sim import contract, perturbations, rotations, task
+from sim.actuation import Actuation
 from sim.adr import NO_BOUNDARY, adr_table, choose_boundary, episode_randomization
 from sim.config import EnvConfig, Randomization
 from sim.cores import check_num_threads
 from sim.perturbations import EpisodeEffects
 from sim.randomization import capture_nominal, randomize_physics
+from sim.rows import RowPool
 from sim.scene import SceneIndex, index_scene, load_model
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,12 @@ OBSERVATION_SIZES = {
 }
 
 
+def episode_seed(seed: int, episode: int) -> int:
+    """The reset seed of episode `episode` (0, 1, ...) of a run seeded `seed`: runs that reset every episode with it
+    (the sim driver, `inhand bench fidelity`'s env loop) start their i-th episodes alike (physics, effects, cube)."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
 @dataclass
 class StepResult:
     """What one batch step returns; arrays are (N, ...)."""
@@ -79,19 +86,18 @@ class ReorientBatch:
         self.autoreset = autoreset
         # the envs share nothing, so which thread steps a row cannot change its result
         self.num_threads = min(num_threads, num_envs)
-        self._pool = ThreadPoolExecutor(self.num_threads - 1) if self.num_threads > 1 else None
+        self.rows = RowPool(self.num_threads)
         task_config = config.task
         base = load_model(task_config.physics_timestep)
         self.index: SceneIndex = index_scene(base)
         self.nominal = capture_nominal(base, self.index)
         self.models = [copy.copy(base) for _ in range(num_envs)]
         self.datas = [mujoco.MjData(model) for model in self.models]
-        if set(base.actuator_trntype) != {int(mujoco.mjtTrn.mjTRN_JOINT)} or not np.all(base.actuator_gear[:, 0] == 1):
-            raise ValueError("every actuator must drive one joint with gear 1: targets are read from joint positions")
-        self.actuated_qpos = base.jnt_qposadr[base.actuator_trnid[:, 0]]
-        self.ctrl_range = base.actuator_ctrlrange.copy()
+        self.actuation = Actuation(config, self.models, self.datas, self.index.cube_body, self.rows, self._gather)
+        self.actuated_qpos = self.actuation.actuated_qpos
+        self.ctrl_range = self.actuation.ctrl_range
         self.n_actuators = base.nu
-        self.control_dt = task_config.physics_timestep * task_config.substeps
+        self.control_dt = self.actuation.control_dt
         self.timeout_steps = int(round(task_config.timeout_s / self.control_dt))
         cube_mass = base.body_mass[self.index.cube_body]
         self.cube_masses = np.full(num_envs, cube_mass)
@@ -101,10 +107,6 @@ class ReorientBatch:
         self.qvel = np.zeros((n, base.nv))
         self.fingertips = np.zeros((n, 5, 3))
         self.warning_counts = np.zeros((n, N_WARNINGS), dtype=np.int64)
-        self.targets = np.zeros((n, a))
-        self.previous_targets = np.zeros((n, a))
-        self.applied = np.zeros((n, a))
-        self.forces = np.zeros((n, 3))
         self.goal = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
         self.distance = np.zeros(n)
         self.successes = np.zeros(n, dtype=np.int64)
@@ -152,7 +154,7 @@ class ReorientBatch:
         for _ in range(task_config.max_reset_attempts):
             for row in pending:
                 self._place_cube(row, randomizations[row])
-            self._run_rows(self._settle_rows, pending)
+            self.rows.run(self._settle_rows, pending)
             self.physics_steps += task_config.settle_steps * task_config.substeps * len(pending)
             pending = [row for row in pending if not self._landed(row)]
             if not pending:
@@ -165,7 +167,7 @@ class ReorientBatch:
         for row in rows:
             model, data = self.models[row], self.datas[row]
             self.cube_masses[row] = model.body_mass[self.index.cube_body]
-            self.targets[row] = self.previous_targets[row] = self.applied[row] = data.ctrl
+            self.actuation.reset_rows([row], data.ctrl)
             self.warning_counts[row] = data.warning.number
             self.effects.assign(np.array([row]), EpisodeEffects.draw(self.rng, 1, self.n_actuators, randomizations[row]))
         cube_quaternion = self.qpos[rows, self.index.cube_qpos + 3 : self.index.cube_qpos + 7]
@@ -175,7 +177,6 @@ class ReorientBatch:
         self.distance[rows] = rotations.angle_between(cube_quaternion, self.goal[rows])
         for row in rows:
             self.datas[row].mocap_quat[self.index.goal_mocap] = self.goal[row]
-        self.forces[rows] = 0.0
         self.successes[rows] = 0
         self.steps_since_success[rows] = 0
         self.episode_return[rows] = 0.0
@@ -225,39 +226,20 @@ class ReorientBatch:
     def step(self, actions: np.ndarray) -> StepResult:
         """Advance every env one control period; finished envs restart when autoreset is on."""
         task_config = self.config.task
-        randomization = self.config.randomization
         index = self.index
-        normalized = self._normalize_actions(actions)
-        normalized = perturbations.noisy_actions(normalized, self.effects, self.rng, randomization)
-        new_targets = task.relative_targets(
-            normalized, self.qpos[:, self.actuated_qpos], self.ctrl_range, task_config.relative_action_scale
-        )
-        self.targets = task_config.action_ema * new_targets + (1.0 - task_config.action_ema) * self.targets
-        commanded = np.where(self.effects.delayed, self.previous_targets, self.targets)
-        self.previous_targets = self.targets
-        self.applied = perturbations.apply_backlash(self.applied, commanded, self.effects.backlash_width)
-        self.forces = perturbations.update_forces(self.forces, self.effects, self.cube_masses, self.rng, randomization)
-        substep = (
-            perturbations.control_periods(self.control_dt, self.effects.timing_rate, self.rng) / task_config.substeps
-        )
-
-        self._advance_physics(substep)
-        self.physics_steps += task_config.substeps * self.num_envs
-
-        new_warnings = np.stack([data.warning.number for data in self.datas]) - self.warning_counts
-        self.warning_counts += new_warnings
-        physics_error = new_warnings[:, FATAL_WARNINGS].sum(axis=1) > 0
-        if new_warnings.any():
-            self._report_warnings(new_warnings)
+        self.actuation.set_actions(self._normalize_actions(actions), self.qpos[:, self.actuated_qpos], self.effects,
+                                   self.rng)
+        physics_error, new_warnings = self._advance()
 
         cube_position = self.qpos[:, index.cube_qpos : index.cube_qpos + 3]
         cube_quaternion = self.qpos[:, index.cube_qpos + 3 : index.cube_qpos + 7]
         distance = rotations.angle_between(cube_quaternion, self.goal)
-        dropped = cube_position[:, 2] < task_config.drop_height_m
-        success = (distance < task_config.success_threshold_rad) & ~dropped & ~physics_error
+        outcome = task.episode_outcome(distance, cube_position[:, 2], self.successes, self.steps_since_success + 1,
+                                       self.timeout_steps, task_config, invalid=physics_error)
+        success, dropped = outcome.success, outcome.dropped
         reward = task.reward(self.distance, distance, success, dropped, task_config)
-        self.successes += success
-        self.steps_since_success = np.where(success, 0, self.steps_since_success + 1)
+        self.successes = outcome.successes
+        self.steps_since_success = outcome.since_success
         if success.any():
             rows = np.flatnonzero(success)
             self.goal[rows] = task.sample_goals(
@@ -270,8 +252,8 @@ class ReorientBatch:
         self.episode_return += reward
         self.episode_length += 1
 
-        terminated = dropped | (self.successes >= task_config.max_consecutive_successes)
-        timed_out = (self.steps_since_success >= self.timeout_steps) & ~terminated
+        terminated = outcome.terminated
+        timed_out = outcome.timed_out
         truncated = timed_out | (physics_error & ~terminated)
         done = terminated | truncated
         info = {
@@ -298,40 +280,42 @@ class ReorientBatch:
         observation = {"policy": self.policy_observation(), "critic": critic}
         return StepResult(observation, reward.astype(np.float32), terminated, truncated, info)
 
-    def _run_rows(self, work: Callable[[Iterator[int]], None], rows: Sequence[int]) -> None:
-        """`work` on every thread of the pool, all sharing one iterator over `rows` (mj_* calls free the GIL).
+    def step_commands(self, commands: np.ndarray) -> np.ndarray:
+        """Advance every env one control period towards commanded targets (N, A) in actuator units, as a robot's
+        controller sends them (the sim driver, replay's re-simulation), with the env's unmodeled effects and none
+        of its task logic; returns which envs hit a physics error (N,)."""
+        commands = np.asarray(commands, dtype=np.float64)
+        expected = (self.num_envs, self.n_actuators)
+        if commands.shape != expected or not np.all(np.isfinite(commands)):
+            raise ValueError(f"commands must be finite, of shape {expected}; got shape {commands.shape}")
+        self.actuation.set_commands(commands, self.qpos[:, self.actuated_qpos], self.effects, self.rng)
+        return self._advance()[0]
 
-        Each thread takes the next row until none is left, so envs in contact, which cost more, balance out.
-        """
-        shared = iter(rows)
-        if self._pool is None:
-            work(shared)
-            return
-        pending = [self._pool.submit(work, shared) for _ in range(min(self.num_threads, len(rows)) - 1)]
-        work(shared)
-        for future in pending:
-            future.result()
+    def place(self, row: int, hand_qpos: np.ndarray, cube_pose: np.ndarray, targets: np.ndarray) -> None:
+        """Put env `row` at rest in a given state: hand joints (24,), cube position + quaternion (7,), holding
+        `targets` (A,) (a recorded state to re-simulate from)."""
+        data, index = self.datas[row], self.index
+        data.qpos[index.hand_qpos] = hand_qpos
+        data.qpos[index.cube_qpos : index.cube_qpos + 7] = cube_pose
+        data.qvel[:] = 0.0
+        data.ctrl[:] = np.clip(targets, self.ctrl_range[:, 0], self.ctrl_range[:, 1])
+        mujoco.mj_forward(self.models[row], data)
+        self._gather(row)
+        self.actuation.reset_rows([row], data.ctrl)
 
-    def _advance_physics(self, substep: np.ndarray) -> None:
-        """One control period of physics for every env, on the thread pool."""
-        self._run_rows(lambda rows: self._step_rows(rows, substep), range(self.num_envs))
-
-    def _step_rows(self, rows: Iterator[int], substep: np.ndarray) -> None:
-        nstep = self.config.task.substeps
-        cube_body = self.index.cube_body
-        for row in rows:
-            model, data = self.models[row], self.datas[row]
-            data.ctrl[:] = self.applied[row]
-            data.xfrc_applied[cube_body, :3] = self.forces[row]
-            model.opt.timestep = substep[row]
-            mujoco.mj_step(model, data, nstep)
-            self._gather(row)
+    def _advance(self) -> tuple[np.ndarray, np.ndarray]:
+        """The command path's control period for every env; (physics error (N,), new MuJoCo warnings (N, W))."""
+        self.actuation.advance(self.effects, self.rng, self.cube_masses)
+        self.physics_steps += self.config.task.substeps * self.num_envs
+        new_warnings = np.stack([data.warning.number for data in self.datas]) - self.warning_counts
+        self.warning_counts += new_warnings
+        if new_warnings.any():
+            self._report_warnings(new_warnings)
+        return new_warnings[:, FATAL_WARNINGS].sum(axis=1) > 0, new_warnings
 
     def close(self) -> None:
         """Stop the physics threads."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self.rows.close()
 
     def _normalize_actions(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)

@@ -23,6 +23,7 @@ KINDS = {
     "inference": "policy",
     "pose_training": "pose-estimator training state",
     "pose_inference": "pose estimator",
+    "palm_detector": "drop detector (`inhand vision palm-train`)",
 }
 POLICY_KINDS = ("training", "inference")
 POSE_KINDS = ("pose_training", "pose_inference")

@@ -173,12 +173,19 @@ class Randomization:
     marker_freeze: MarkerFreeze = MarkerFreeze()
     visual: VisualRandomization = VisualRandomization()
 
-    def disabled(self) -> Randomization:
-        """A copy with every randomization switched off."""
-        return Randomization(**{name: replace(getattr(self, name), enabled=False) for name in _GROUPS})
+    def disabled(self, *groups: str) -> Randomization:
+        """A copy with the named groups (default: every randomization) switched off."""
+        unknown = sorted(set(groups) - set(_GROUPS))
+        if unknown:
+            raise ValueError(f"no randomization group {unknown}; the groups are {', '.join(_GROUPS)}")
+        if not groups:
+            return Randomization(**{name: replace(getattr(self, name), enabled=False) for name in _GROUPS})
+        return replace(self, **{name: replace(getattr(self, name), enabled=False) for name in groups})
 
 
 _GROUPS = tuple(name for name in Randomization.__dataclass_fields__ if name not in ("mode", "adr"))
+# what happens between a commanded target and the physics (sim.actuation), apart from the physics' own draws
+UNMODELED_EFFECTS = ("action_noise", "action_delay", "control_timing", "backlash", "random_forces")
 
 
 @dataclass(frozen=True)

@@ -213,8 +213,9 @@ def _scalar(hint: Any, value: Any, metadata: Any, source: str, key: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: key '{key}': expected a string, got {value!r}")
         if "choice" in metadata and value not in metadata["choice"]:
+            options = ", ".join(option or '""' for option in metadata["choice"])  # "" shown as such
             raise ConfigError(
-                f"{source}: key '{key}': value {value!r} not allowed; choose one of {', '.join(metadata['choice'])}"
+                f"{source}: key '{key}': value {value!r} not allowed; choose one of {options}"
             )
         return value
     raise ConfigError(f"{source}: key '{key}': unsupported config type {hint!r}")

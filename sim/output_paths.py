@@ -27,6 +27,7 @@ FORMATS: dict[str, tuple[tuple[str, ...], Callable[[bytes], bool]]] = {
     "ONNX model": ((".onnx",), lambda head: head[:1] == b"\x08"),
     # torch.save writes a zip archive
     "torch checkpoint": ((".pt", ".pth"), lambda head: head.startswith(b"PK\x03\x04")),
+    "JSON file": ((".json",), lambda head: head.lstrip()[:1] in (b"{", b"[")),
 }
 
 

@@ -12,6 +12,7 @@ from sim.paths import data_path, hand_assets_dir
 
 SCENE_FILE = "assets/scene.xml"
 FINGERTIP_SITES = ("robot0:S_fftip", "robot0:S_mftip", "robot0:S_rftip", "robot0:S_lftip", "robot0:S_thtip")
+FINGERTIP_NAMES = ("ff", "mf", "rf", "lf", "th")  # the same fingertips, in the same order
 CAMERA_NAMES = ("left", "front", "right")
 CUBE_BODY = "cube"
 CUBE_GEOM = "cube"

@@ -16,6 +16,8 @@ from sim.output_paths import check_output_dir, check_output_file
 from vision.config import VisionConfig, load_vision_config
 from vision.dataset import DEFAULT_CUBE_STATES
 
+PALM_CUBE_STATES = "on and off the palm (sim.palm_renders)"
+
 if TYPE_CHECKING:
     from policies.inference import InferencePolicy
 
@@ -50,8 +52,16 @@ def _render(arguments: argparse.Namespace) -> int:
     image_size = config.dataset.image_size
     if arguments.synthetic and arguments.policy is not None:
         raise UsageError("--policy needs the MuJoCo renderer: the --synthetic stand-in scene has no hand to act with")
+    if arguments.palm and (arguments.synthetic or arguments.policy is not None):
+        raise UsageError("--palm renders its own cube states with the MuJoCo renderer: no --synthetic, no --policy")
     policy = None if arguments.policy is None else str(arguments.policy.resolve())
-    if arguments.synthetic:
+    cube_states = f"policy {policy}" if policy else DEFAULT_CUBE_STATES
+    if arguments.palm:
+        from sim.palm_renders import render_palm_sample
+
+        render_sample = functools.partial(render_palm_sample, image_size=image_size)
+        cube_states = PALM_CUBE_STATES
+    elif arguments.synthetic:
         from vision.synthetic import render_synthetic_sample
 
         render_sample = functools.partial(
@@ -85,7 +95,7 @@ def _render(arguments: argparse.Namespace) -> int:
         workers=arguments.workers,
         compress=config.dataset.compress,
         start_method=arguments.start_method,
-        cube_states=f"policy {policy}" if policy else DEFAULT_CUBE_STATES,
+        cube_states=cube_states,
     )
     print(json.dumps({"dataset": str(arguments.out), "count": manifest["count"], "shards": len(manifest["shards"])}))
     return 0
@@ -97,6 +107,20 @@ def _train(arguments: argparse.Namespace) -> int:
     check_output_dir(arguments.run_dir, [arguments.config, *arguments.data], arguments.force, "--run-dir")
     summary = train(_config(arguments), arguments.data, arguments.run_dir, resume=arguments.resume)
     print(json.dumps({"run_dir": str(arguments.run_dir), **summary}))
+    return 0
+
+
+def _palm_train(arguments: argparse.Namespace) -> int:
+    from sim.config import load_env_config
+    from vision.on_palm import train_and_evaluate
+
+    inputs = [arguments.config, *arguments.data, *arguments.heldout]
+    check_output_file(arguments.out, "torch checkpoint", inputs, arguments.force, "--out")
+    check_output_file(arguments.out.with_suffix(".eval.json"), "JSON file", inputs, arguments.force, "--out")
+    config = _config(arguments)
+    metrics = train_and_evaluate(config.palm, config.augmentation, arguments.data, arguments.heldout, arguments.out,
+                                 load_env_config().task.drop_height_m)
+    print(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -171,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--workers", type=int, default=0, help="render processes (0: render in this process)")
     render.add_argument("--start-method", choices=("spawn", "forkserver"), default="spawn")
     render.add_argument("--synthetic", action="store_true", help="use the stand-in renderer (no MuJoCo, no EGL)")
+    render.add_argument("--palm", action="store_true",
+                        help="cubes on and off the palm (falling, on the table), for the drop detector "
+                             "(`inhand vision palm-train`)")
     render.add_argument("--policy", type=Path, default=None, metavar="CHECKPOINT",
                         help="policies checkpoint (training or inference) whose rollouts give the cube states "
                              "(default: random actions)")
@@ -182,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", type=Path, required=True, help="folder for checkpoints and metrics")
     train.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     train.set_defaults(run=_train)
+
+    palm = add("palm-train", "train the drop detector (is the cube on the palm?) on `render --palm` datasets; "
+                             "writes OUT and OUT's .eval.json (held-out accuracy, drops detected)")
+    palm.add_argument("--data", type=Path, nargs="+", required=True, metavar="DIR", help="training dataset folder(s)")
+    palm.add_argument("--heldout", type=Path, nargs="+", required=True, metavar="DIR",
+                      help="held-out dataset folder(s) (unseen seeds)")
+    palm.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
+    palm.set_defaults(run=_palm_train)
 
     evaluate = add("eval", "position/rotation errors on a held-out dataset, JSON + PNG grid")
     evaluate.add_argument("checkpoint", type=Path, nargs="?", default=None, metavar="CHECKPOINT",

@@ -85,6 +85,22 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class PalmConfig:
+    """The drop detector (vision.on_palm): a small CNN over the three whole camera images, is the cube on the palm."""
+
+    input_size: int = field(default=48, metadata=bound(16, 256))  # whole images, no crop: the table shows too
+    camera_count: int = field(default=3, metadata=bound(1, 8))
+    channels: tuple[int, ...] = field(default=(16, 32, 32), metadata=bound(1, 256))  # 3x3 convs, stride 2 each
+    hidden_size: int = field(default=32, metadata=bound(4, 1024))
+    epochs: int = field(default=20, metadata=bound(1, 1000))
+    batch_size: int = field(default=64, metadata=bound(1, 4096))
+    learning_rate: float = field(default=1e-3, metadata=bound(1e-6, 1.0))
+    weight_decay: float = field(default=1e-4, metadata=bound(0.0, 1.0))
+    threads: int = field(default=1, metadata=bound(0, 256))  # torch threads; 0 keeps torch's default
+    seed: int = field(default=0, metadata=bound(0, 2**31 - 1))
+
+
+@dataclass(frozen=True)
 class VisionConfig:
     """Everything config/vision.yaml holds."""
 
@@ -93,6 +109,7 @@ class VisionConfig:
     augmentation: AugmentationConfig = AugmentationConfig()
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    palm: PalmConfig = PalmConfig()
 
 
 def load_vision_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> VisionConfig:

@@ -1,35 +1,11 @@
-"""The demo's summary of a run: trials from the goal manager's status sequence, estimate vs truth errors."""
+"""The demo's summary of a run: estimate vs truth errors (its trials: test_ros_trial_report)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from ros_nodes import msgs
-from ros_nodes.demo import pose_errors, trial_results
-
-
-def status(trial: int, state: str, successes: int, results: list[int], ended_by: str | None = None) -> dict:
-    return {"trial": trial, "state": state, "successes": successes, "ended_by": ended_by, "results": results}
-
-
-def test_trials_with_how_each_ended_and_a_running_one_as_stopped() -> None:
-    statuses = [
-        status(0, "waiting", 0, []),
-        status(1, "running", 2, []),
-        status(1, "resetting", 3, [3], "drop"),
-        status(1, "waiting", 3, [3], "drop"),
-        status(2, "running", 0, [3]),
-        status(2, "resetting", 50, [3, 50], "max_successes"),
-        status(3, "running", 4, [3, 50]),
-    ]
-    assert trial_results(statuses) == [
-        {"trial": 1, "successes": 3, "ended_by": "drop"},
-        {"trial": 2, "successes": 50, "ended_by": "max_successes"},
-        {"trial": 3, "successes": 4, "ended_by": "stopped"},
-    ]
-    assert trial_results(statuses[:-1] + [status(2, "done", 50, [3, 50], "max_successes")])[-1]["ended_by"] == \
-        "max_successes"
-    assert trial_results([]) == []
+from ros_nodes.demo import pose_errors
 
 
 def pose(x: float, yaw_rad: float) -> msgs.PoseStamped:

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from ros_nodes import msgs
-from ros_nodes.hand_driver import DriverConfig, HandDriver
+from ros_nodes.hand_driver import DriverConfig, HandDriver, driver_env_config
 from ros_nodes.joint_map import controller_topic
 from ros_nodes.transport import QosProfile, create_node
+from sim import rotations, task
+from sim.batch import ReorientBatch, episode_seed
 from sim.config_loading import ConfigError
 
 _domains = itertools.count(3000)
@@ -173,7 +175,66 @@ def test_commands_from_before_a_reset_are_dropped_and_images_can_be_sparser() ->
         driver.close()
         node.shutdown()
         listener.node.shutdown()
-    assert driver.dropped_before_reset == 1 and driver.safety.counters.commands_accepted == 2
+    assert driver.intake.dropped_before_reset == 1 and driver.safety.counters.commands_accepted == 2
     stamps = [m.header.stamp.to_ns() for m in listener.received["cameras/front/image_raw"]]
     assert stamps == [240_000_000, 480_000_000]  # steps 3 and 6 of 7
     assert len(listener.received["hand/joint_states"]) == 7
+
+
+def test_the_sim_hand_is_the_envs_hand_and_leaves_a_policys_commands_alone() -> None:
+    """A policy's commands (EMA-smoothed targets from actions, as the policy node sends them) through the driver on
+    the full env config move its hand exactly as ReorientBatch.step_commands moves a twin of the same seed: the
+    same command path, the env's action noise, delay, backlash, pushes and timing included. The safety filter,
+    on the env's command ranges and rates, changes none of them."""
+    domain = next(_domains)
+    node = create_node("hand_driver", backend="inproc", domain_id=domain)
+    config = DriverConfig(publish_images=False, seed=11)
+    driver = HandDriver(node, config, start_timer=False)
+    twin = ReorientBatch(driver_env_config(config), 1, seed=11, autoreset=False)
+    twin.reset(episode_seed(11, 0))  # the driver's first episode
+    peer = create_node("policy", backend="inproc", domain_id=domain)
+    publisher = peer.create_publisher(msgs.JointState, "hand/command")
+    joint_map = driver.joint_map
+    rng = np.random.default_rng(3)
+    targets = twin.actuation.targets.copy()
+    try:
+        for step in range(40):
+            actions = task.bins_to_actions(rng.integers(0, 11, (1, 20)), 11)
+            targets = task.smoothed_targets(actions, twin.qpos[:, twin.actuated_qpos], targets, twin.ctrl_range,
+                                            twin.config.task)
+            publisher.publish(msgs.JointState(header=msgs.Header(stamp=msgs.Time.from_ns((step + 1) * 80_000_000)),
+                                              name=list(joint_map.command_names),
+                                              position=joint_map.ctrl_to_commands(targets[0])))
+            node.spin_once(0.0)
+            driver.step()
+            twin.step_commands(targets)
+            twin.advance_observation_noise()  # the env's step draws the period's observation noise last
+            np.testing.assert_allclose(driver.sim.data.qpos, twin.datas[0].qpos, atol=1e-9, rtol=0)
+            sensed = driver.sim.sensed_cube_pose()
+            np.testing.assert_allclose(sensed[0], twin.reported_position[0], atol=1e-9, rtol=0)
+            np.testing.assert_allclose(sensed[1], twin.reported_quaternion[0], atol=1e-9, rtol=0)
+            np.testing.assert_allclose(driver.sim.sensed_fingertips(), twin.reported_fingertips[0], atol=1e-9, rtol=0)
+    finally:
+        driver.close()
+        node.shutdown()
+        peer.shutdown()
+    counters = driver.safety.counters
+    assert (counters.commanded_updates, counters.altered_updates, counters.limit_hits) == (40, 0, 0)
+    # the sensed pose carries the env's observation noise: millimetres and a few degrees off the truth
+    position, orientation = driver.sim.cube_pose()
+    assert 0.0 < np.linalg.norm(sensed[0] - position) < 0.03
+    assert 0.0 < rotations.angle_between(sensed[1], orientation) < 0.3
+    assert driver.sim.batch.effects.delayed.any()  # the effects were on: some actuators lag a period
+
+
+def test_the_sim_hands_env_follows_the_policy_and_the_switches() -> None:
+    plain = driver_env_config(DriverConfig())
+    assert plain.task.goal_mode == "xyz"  # config/env.yaml's
+    shipped = DriverConfig(checkpoint="assets/checkpoints/policy_z.pt")
+    assert driver_env_config(shipped).task.goal_mode == "z"  # cubes start upright, as the z policy trained
+    assert driver_env_config(DriverConfig(checkpoint=shipped.checkpoint, goal_mode="xyz")).task.goal_mode == "xyz"
+    clean = driver_env_config(DriverConfig(unmodeled_effects=False)).randomization
+    assert not any(getattr(clean, name).enabled
+                   for name in ("action_noise", "action_delay", "control_timing", "backlash", "random_forces"))
+    assert clean.physics.enabled and clean.observation_noise.enabled
+    assert not driver_env_config(DriverConfig(randomize=False)).randomization.physics.enabled

@@ -80,8 +80,14 @@ def test_j0_commands(joint_map: JointMap) -> None:
     ctrl = joint_map.commands_to_ctrl(np.eye(20)[ff])
     assert ctrl[ff] == pytest.approx(0.466887, abs=1e-6)
     np.testing.assert_allclose(joint_map.ctrl_to_commands(ctrl), np.eye(20)[ff])
-    # J0 range: the distal joint's 1.571 limit stops the middle at 1.571 / 1.141844 = 1.375845 -> 2.946845
-    np.testing.assert_allclose(joint_map.command_limits[ff], [0.0, 2.946845], atol=1e-6)
+    # J0 commands as the env gives them: the middle actuator's control range [0, 1.571] x 2.141844 = 3.364837
+    np.testing.assert_allclose(joint_map.command_limits[ff], [0.0, 3.364837], atol=1e-6)
+    # the real hand's J0 is J1 + J2, each in [0, 1.571] (90 degrees as the model rounds it)
+    np.testing.assert_allclose(joint_map.hand_limits[ff], [0.0, 3.142], atol=1e-9)
+    # every other joint: its range, which is also its control range (the thumb's mirrored)
+    others = [i for i, name in enumerate(names) if not name.endswith("J0")]
+    np.testing.assert_array_equal(joint_map.hand_limits[others], joint_map.command_limits[others])
+    np.testing.assert_allclose(joint_map.hand_limits[names.index("rh_THJ1")], [0.0, 1.571], atol=1e-9)
     # where the hand is, in command units: rh_FFJ1 + rh_FFJ2
     shadow = np.zeros(24)
     shadow[joint_map.shadow_index(["rh_FFJ1", "rh_FFJ2", "rh_FFJ3"])] = [0.3, 0.2, 0.1]

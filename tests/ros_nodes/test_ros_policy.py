@@ -112,7 +112,7 @@ def test_observation_targets_and_lstm_state_match_the_sim(checkpoint: Path) -> N
                 batch.step(policy.last_action[None])
                 # no delay, backlash or action noise: what the batch applies is its EMA target
                 np.testing.assert_allclose(rig.joint_map.commands_to_ctrl(np.asarray(command.position)),
-                                           batch.applied[0], atol=1e-9, rtol=0)
+                                           batch.actuation.applied[0], atol=1e-9, rtol=0)
                 if step == 3:
                     # the carried state is not what a fresh state would give on the same input
                     fresh = InferencePolicy.load(checkpoint)
@@ -196,3 +196,33 @@ def test_bad_checkpoints_stop_the_node_with_a_clear_message(tmp_path: Path, chec
         argv = ["--ros-args", *itertools.chain.from_iterable(("-p", p) for p in parameters)]
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+def test_sensed_fingertips_make_the_observation_the_envs_noisy_one(checkpoint: Path) -> None:
+    """With fingertips: sensed, the node's observation from the sensed fingertips and pose (as the sim driver
+    publishes them) is the env's own noisy policy observation; a tick waits for all five fingertips of its stamp."""
+    from ros_nodes.hand_driver import pose_message
+    from sim.scene import FINGERTIP_NAMES
+
+    batch = ReorientBatch(load_env_config().with_options(goal_mode="z"), 1, seed=8, autoreset=False)
+    batch.reset(8)
+    rig = Rig(checkpoint, fingertips="sensed")
+    tips = {name: rig.node.create_publisher(msgs.PoseStamped, f"hand/fingertips/{name}") for name in FINGERTIP_NAMES}
+    try:
+        rig.publish_status(1, "running")
+        stamp_ns = PERIOD_NS
+        rig.publish_state(stamp_ns, batch)  # the true pose ...
+        stamp = msgs.Time.from_ns(stamp_ns)
+        rig.pose.publish(pose_message(batch.reported_position[0], batch.reported_quaternion[0], stamp))  # ... sensed
+        for name, position in list(zip(FINGERTIP_NAMES, batch.reported_fingertips[0]))[:4]:
+            tips[name].publish(pose_message(position, np.array([1.0, 0.0, 0.0, 0.0]), stamp))
+        rig.spin()
+        assert rig.commands == []  # the thumb's marker of this stamp is missing: no command yet
+        tips["th"].publish(pose_message(batch.reported_fingertips[0, 4], np.array([1.0, 0.0, 0.0, 0.0]), stamp))
+        rig.spin()
+        assert len(rig.commands) == 1
+        np.testing.assert_allclose(rig.policy.last_observation, batch.policy_observation()[0], atol=1e-6, rtol=0)
+        # the env's observation noise was on: the kinematic fingertips would have differed
+        assert np.abs(batch.reported_fingertips[0] - batch.fingertips[0]).max() > 1e-4
+    finally:
+        rig.close()

@@ -13,7 +13,9 @@ from ros_nodes.bench_system import write_untrained_pose_checkpoint
 from ros_nodes.hand_driver import DriverConfig, SimHand, quaternion_array
 from ros_nodes.pose_estimator import PoseEstimatorNode, main
 from ros_nodes.transport import SENSOR_QOS, create_node
+from sim.paths import data_path
 from vision.inference import OnnxPoseEstimator, PoseEstimator, export_onnx, model_from_checkpoint
+from vision.on_palm import PalmDetector
 
 CAMERAS = ("left", "front", "right")
 SIZE = 40
@@ -50,8 +52,10 @@ class Rig:
         self.node = create_node("cameras", backend="inproc", domain_id=domain)
         self.images = {c: self.node.create_publisher(msgs.Image, f"cameras/{c}/image_raw", SENSOR_QOS) for c in CAMERAS}
         self.poses: list[msgs.PoseStamped] = []
+        self.on_palm: list[float] = []
         self.diagnostics: list[msgs.DiagnosticStatus] = []
         self.node.create_subscription(msgs.PoseStamped, "object/pose", self.poses.append)
+        self.node.create_subscription(msgs.Float64, "object/on_palm", lambda message: self.on_palm.append(message.data))
         self.node.create_subscription(msgs.DiagnosticArray, "/diagnostics",
                                       lambda message: self.diagnostics.extend(message.status))
 
@@ -96,6 +100,20 @@ def test_the_published_pose_is_the_estimators_on_the_same_images_with_their_stam
         # the checkpoint's positions sit within millimetres of the cube resting on the palm (world frame)
         assert 0.14 < pose_arrays(rig.poses[0])[0][2] < 0.20
         assert not np.allclose(pose_arrays(rig.poses[0])[1], pose_arrays(rig.poses[1])[1])  # the images matter
+        # and the shipped drop detector's probability on the same images, one per pose
+        detector = PalmDetector.from_checkpoint(data_path("assets/checkpoints/palm_detector.pt"))
+        np.testing.assert_allclose(rig.on_palm, [detector.probability(images) for images in rendered], atol=1e-6)
+        assert min(rig.on_palm) > 0.5  # the cube lies on the palm in both
+    finally:
+        rig.close()
+
+
+def test_without_a_drop_detector_there_is_no_on_palm_topic(checkpoint, rendered) -> None:
+    rig = Rig(checkpoint, palm_checkpoint="")
+    try:
+        for camera, image in zip(CAMERAS, rendered[0]):
+            rig.publish(camera, image, 80_000_000)
+        assert len(rig.poses) == 1 and rig.on_palm == []
     finally:
         rig.close()
 
@@ -174,3 +192,6 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_startup_error(tmp_path: Path, 
     corrupt_onnx.write_bytes(b"not a model")
     assert main(["--ros-args", "-p", f"checkpoint:={corrupt_onnx}", "-p", "backend:=onnx"]) == 2
     assert f"{corrupt_onnx}: not a readable ONNX model" in capsys.readouterr().err
+    shipped = data_path("assets/checkpoints/pose_estimator.pt")
+    assert main(["--ros-args", "-p", f"checkpoint:={shipped}", "-p", f"palm_checkpoint:={missing}"]) == 2
+    assert f"{missing}: drop detector checkpoint not found" in capsys.readouterr().err

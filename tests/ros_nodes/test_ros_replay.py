@@ -73,6 +73,59 @@ def test_video_and_resim(recorded_bag: Path, tmp_path: Path, capsys: pytest.Capt
     assert image.shape[2] in (3, 4) and image.shape[0] > 500
 
 
+@pytest.fixture(scope="module")
+def bag_with_reset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sim driver holding rh_FFJ3 at 0.3 rad, a reset after 10 periods, then a command computed from the old
+    episode's last state asking 1.4 rad (the driver drops it), then 0.3 again; recorded."""
+    path = tmp_path_factory.mktemp("replay_reset") / "bag"
+    domain = 4301
+    driver_node = create_node("hand_driver", backend="inproc", domain_id=domain)
+    driver = HandDriver(driver_node, DriverConfig(randomize=False, publish_images=False), start_timer=False)
+    recorder_node = create_node("recorder", backend="inproc", domain_id=domain)
+    recorder = Recorder(recorder_node, RecorderConfig(bag=str(path), images=False))
+    peer = create_node("policy", backend="inproc", domain_id=domain)
+    command = peer.create_publisher(msgs.JointState, "hand/command")
+    reset = peer.create_publisher(msgs.Bool, "hand/reset")
+
+    def send(target: float, stamp_ns: int) -> None:
+        command.publish(msgs.JointState(header=msgs.Header(stamp=msgs.Time.from_ns(stamp_ns)), name=["rh_FFJ3"],
+                                        position=np.array([target])))
+
+    try:
+        driver.step()
+        _drain(recorder_node)
+        for step in range(24):
+            if step == 10:
+                reset.publish(msgs.Bool(data=True))
+            elif step == 11:
+                send(1.4, driver.intake.reset_at_ns)  # from the state the reset replaced
+            else:
+                send(0.3, driver.sim.time_ns)
+            _drain(recorder_node)
+            _drain(driver_node)
+            driver.step()
+            _drain(recorder_node)
+    finally:
+        recorder.close()
+        driver.close()
+        for node in (driver_node, recorder_node, peer):
+            node.shutdown()
+    assert driver.intake.dropped_before_reset == 1
+    return path
+
+
+def test_resim_follows_the_drivers_reset_rules(bag_with_reset: Path) -> None:
+    from ros_nodes.joint_map import default_joint_map
+    from ros_nodes.replay import read_recording, resimulate
+
+    recording = read_recording(bag_with_reset, default_joint_map())
+    assert len(recording.resets) == 1 and len(recording.commands) == 23
+    times, simulated, recorded = resimulate(recording, DriverConfig())
+    # the dropped command would have pulled rh_FFJ3 towards 1.4 rad; the reset restarts from the recorded state
+    assert np.sqrt(np.mean((simulated - recorded) ** 2, axis=0)).max() < 0.02
+    assert len(times) == 25
+
+
 def test_publish_replays_with_original_timing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bag = tmp_path / "timed"
     with BagWriter(bag) as writer:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ros_nodes.safety import SafetyFilter
+from ros_nodes.safety import SafetyFilter, trained_rate_limits
+from sim.config import TaskConfig
 
 PERIOD = 0.08
 
@@ -88,3 +89,28 @@ def test_partial_commands_keep_other_targets() -> None:
 def test_bad_construction() -> None:
     with pytest.raises(ValueError, match="lower limit"):
         SafetyFilter(("a",), np.array([1.0]), np.array([0.0]), 1.0, PERIOD)
+
+
+def test_trained_rate_limits_are_the_fastest_the_envs_ema_moves_a_target() -> None:
+    # EMA 0.3 over ranges 3.364837 wide (a J0) and 0.698 wide (a knuckle), per 80 ms
+    limits = np.array([[0.0, 3.364837], [-0.349, 0.349]])
+    np.testing.assert_allclose(trained_rate_limits(limits, TaskConfig()), [0.3 * 3.364837 / 0.08, 0.3 * 0.698 / 0.08])
+
+
+def test_counts_the_periods_in_which_it_changed_the_command() -> None:
+    safety = make(max_rate_rad_s=np.array([1.0, 100.0]))
+    safety.command(np.array([0.05, 0.3]), 0.0)
+    first = safety.update(np.zeros(2), 0.0)
+    np.testing.assert_array_equal(first, [0.05, 0.3])  # within reach: sent exactly, not 0 + (0.05 - 0)
+    safety.command(np.array([0.5, 0.4]), 0.05)  # a: 0.45 away, 0.08 allowed per period
+    np.testing.assert_allclose(safety.update(np.zeros(2), 0.08), [0.13, 0.4])
+    safety.command(np.array([0.2, 2.5]), 0.1)  # b: beyond its upper limit 2.0
+    np.testing.assert_allclose(safety.update(np.zeros(2), 0.16), [0.2, 2.0])
+    safety.command(np.array([0.25, 1.0]), 0.2)
+    np.testing.assert_array_equal(safety.update(np.zeros(2), 0.24), [0.25, 1.0])
+    counters = safety.counters
+    assert (counters.commanded_updates, counters.altered_updates) == (4, 2)
+    assert counters.altered_fraction == 0.5
+    safety.set_enabled(False)
+    safety.update(np.zeros(2), 0.32)  # holding: no command to follow, nothing counted
+    assert counters.commanded_updates == 4

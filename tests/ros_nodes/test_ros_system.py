@@ -79,6 +79,7 @@ def test_sim_system_closes_the_loop_records_everything_and_stops_on_ctrl_c(
         for record in bag.messages(raw=True):
             counts[record.topic] = counts.get(record.topic, 0) + 1
         graph = ["/hand/joint_states", "/hand/command", "/hand/enable", "/hand/reset", "/object/pose_true",
+                 "/object/pose_sensed",
                  "/goal/orientation", "/trial/status", "/diagnostics", "/clock",
                  *(f"/cameras/{c}/{kind}" for c in CAMERAS for kind in ("image_raw", "camera_info"))]
         assert all(counts.get(topic, 0) >= 1 for topic in graph), counts
@@ -123,8 +124,11 @@ def test_launch_files_wire_the_policy_into_each_graph() -> None:
     sim = {node.name: node for node in load_launch(share_directory() / "launch" / "sim_state.launch.yaml").nodes}
     assert list(sim) == ["hand_driver", "goal_manager", "policy", "recorder"]
     assert sim["policy"].parameters == {
-        "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/policy_z.pt"}
-    assert sim["policy"].remappings == sim["goal_manager"].remappings == [("object/pose", "object/pose_true")]
+        "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/policy_z.pt",
+        "fingertips": "sensed"}  # the sim's fingertip markers, with the env's noise
+    # the goal manager judges on the truth, as the env does; the policy sees it through the env's observation noise
+    assert sim["goal_manager"].remappings == [("object/pose", "object/pose_true")]
+    assert sim["policy"].remappings == [("object/pose", "object/pose_sensed")]
 
     real = {node.name: node for node in load_launch(
         share_directory() / "launch" / "real.launch.yaml", {"checkpoint": "/ckpt.pt", "pose_topic": "/mocap/cube"}).nodes}

@@ -22,7 +22,7 @@ def expected_targets(batch: ReorientBatch, bins: np.ndarray) -> np.ndarray:
     task_config = batch.config.task
     new = task.relative_targets(task.bins_to_actions(bins, task_config.action_bins),
                                 batch.qpos[:, batch.actuated_qpos], batch.ctrl_range, task_config.relative_action_scale)
-    return task_config.action_ema * new + (1 - task_config.action_ema) * batch.targets
+    return task_config.action_ema * new + (1 - task_config.action_ema) * batch.actuation.targets
 
 
 def test_a_delayed_actuator_applies_last_steps_target_and_the_others_this_steps():
@@ -33,10 +33,10 @@ def test_a_delayed_actuator_applies_last_steps_target_and_the_others_this_steps(
     batch.effects.delayed[0] = delayed
     for level in (10, 10, 0):  # targets move up, up, then down
         bins = np.full((1, 20), level)
-        last_targets = batch.targets.copy()
+        last_targets = batch.actuation.targets.copy()
         targets = expected_targets(batch, bins)
         batch.step(bins)
-        np.testing.assert_allclose(batch.targets, targets)
+        np.testing.assert_allclose(batch.actuation.targets, targets)
         applied = batch.datas[0].ctrl
         np.testing.assert_allclose(applied[delayed], last_targets[0, delayed])
         np.testing.assert_allclose(applied[~delayed], targets[0, ~delayed])
@@ -49,7 +49,7 @@ def test_backlash_holds_the_applied_target_inside_its_dead_band():
     width = np.full(20, 0.02)
     width[5] = 10.0  # a dead band wider than any move: this actuator's applied target never moves
     batch.effects.backlash_width[0] = width
-    before = batch.applied.copy()
+    before = batch.actuation.applied.copy()
     bins = np.full((1, 20), 10)  # every target moves up by 0.3 of its half range (EMA 0.3 of a full action)
     targets = expected_targets(batch, bins)
     batch.step(bins)
@@ -73,7 +73,7 @@ def test_a_push_changes_the_cube_velocity_by_force_over_mass_times_the_period():
         batch.effects.force_probability[0] = probability
         batch.step(np.full((1, 20), 5))
         velocities.append(data.qvel[index.cube_dof : index.cube_dof + 3].copy())
-        forces = batch.forces[0].copy()
+        forces = batch.actuation.forces[0].copy()
     mass = batch.models[0].body_mass[batch.index.cube_body]
     assert np.abs(forces).max() > 0
     np.testing.assert_allclose(velocities[1] - velocities[0], forces / mass * 0.08, rtol=1e-6, atol=1e-9)

@@ -52,3 +52,42 @@ def test_relative_goal_rotates_cube_onto_goal():
     assert np.all(relative[:, 0] >= 0)
     reached = rotations.multiply(relative, cube)
     assert rotations.angle_between(reached, goal).max() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_smoothed_targets_and_implied_actions_invert_each_other():
+    config = TaskConfig(action_ema=0.3, relative_action_scale=0.5)
+    ctrl_range = np.array([[0.0, 1.6], [-0.4, 0.4]])
+    previous, current = np.array([[0.4, 0.1]]), np.array([[0.5, 0.0]])
+    # new targets 0.5 + 0.5 * 0.5 * 0.8 = 0.7 and 0 - 0.5 * 0.5 * 0.4 = -0.1; EMA: 0.3 * new + 0.7 * previous
+    targets = task.smoothed_targets(np.array([[0.5, -0.5]]), current, previous, ctrl_range, config)
+    np.testing.assert_allclose(targets, [[0.3 * 0.7 + 0.7 * 0.4, 0.3 * -0.1 + 0.7 * 0.1]])
+    np.testing.assert_allclose(task.implied_actions(targets, previous, current, ctrl_range, config), [[0.5, -0.5]])
+    # a target no single action reaches reads back as an action beyond 1: (0.3 * 1.5 + 0.7 * 0.4 - 0.28) / 0.3 = 1.5
+    # is the new target, (1.5 - 0.5) / (0.5 * 0.8) = 2.5
+    far = np.array([[0.3 * 1.5 + 0.7 * 0.4, 0.07]])
+    assert task.implied_actions(far, previous, current, ctrl_range, config)[0, 0] == pytest.approx(2.5)
+
+
+def test_episode_outcome_of_hand_built_steps():
+    config = TaskConfig(success_threshold_rad=0.4, drop_height_m=0.1, max_consecutive_successes=3)
+    # success; plain step; drop (close to the goal, still no success); third success = the limit; timeout;
+    # a physics error close to the goal; a detector that sees the cube off the palm at palm height
+    distance = np.array([0.3, 0.9, 0.1, 0.39, 1.0, 0.2, 0.2])
+    height = np.array([0.15, 0.15, 0.05, 0.15, 0.15, 0.15, 0.15])
+    successes = np.array([0, 1, 1, 2, 0, 0, 0])
+    since = np.array([5, 5, 5, 5, 100, 5, 5])
+    invalid = np.array([False, False, False, False, False, True, False])
+    off_palm = np.array([False, False, False, False, False, False, True])
+    outcome = task.episode_outcome(distance, height, successes, since, 100, config, invalid, off_palm)
+    np.testing.assert_array_equal(outcome.success, [True, False, False, True, False, False, False])
+    np.testing.assert_array_equal(outcome.successes, [1, 1, 1, 3, 0, 0, 0])
+    np.testing.assert_array_equal(outcome.since_success, [0, 5, 5, 0, 100, 5, 5])
+    np.testing.assert_array_equal(outcome.dropped, [False, False, True, False, False, False, True])
+    np.testing.assert_array_equal(outcome.terminated, [False, False, True, True, False, False, True])
+    np.testing.assert_array_equal(outcome.timed_out, [False, False, False, False, True, False, False])
+    assert [task.ENDED_BY[code] for code in outcome.ended_by] == ["", "", "drop", "max_successes", "timeout", "",
+                                                                  "drop"]
+    # seconds instead of steps, one episode as 0-d arrays: 7.99 s after the last success is not yet 8 s
+    one = task.episode_outcome(1.0, 0.15, 2, 7.99, 8.0, config)
+    assert not one.timed_out and not one.terminated and int(one.successes) == 2
+    assert task.episode_outcome(1.0, 0.15, 2, 8.0, 8.0, config).timed_out
