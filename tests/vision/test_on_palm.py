@@ -71,7 +71,7 @@ def test_render_and_train_end_to_end(tmp_path, capsys) -> None:
 
 
 def test_a_pose_checkpoint_is_no_drop_detector() -> None:
-    with pytest.raises(CheckpointError, match="not a drop-detector checkpoint"):
+    with pytest.raises(CheckpointError, match="holds a pose estimator .* needs a drop detector"):
         PalmDetector.from_checkpoint(data_path("assets/checkpoints/pose_estimator.pt"))
 
 
