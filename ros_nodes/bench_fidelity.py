@@ -7,7 +7,11 @@ episode_seed(seed, i), so the three face the same physics, unmodeled-effect draw
   eval    the env itself (ReorientBatch stepped by the policy, as `inhand eval` does);
   state   launch/sim_state.launch.yaml on DDS: the sim driver, goal manager and policy as processes, the policy and
           goal manager reading the cube's true pose over the topics;
-  vision  launch/sim.launch.yaml on DDS: the same with the pose estimator and its drop detector on rendered cameras.
+  vision  launch/sim.launch.yaml on DDS: the same with the pose estimator and its drop detector on rendered cameras;
+  nodes   (asked for with --loops) the state loop's node logic in one process without transport: the sim driver's
+          SimHand, the policy node's PolicyCore and the goal manager's TrialLogic called in turn each period. It
+          separates what the nodes compute from DDS and scheduling, and costs what the env costs, so it affords the
+          trials a comparison of these heavy-tailed successes needs.
 Per loop: consecutive successes per trial (mean, median), drop_rate (trials whose cube fell in the sim), and
 drops_detected_rate (of those, the ones the goal manager ended as a drop); p-values of a two-sided Mann-Whitney U test
 of successes per trial, each loop against eval; and safety_altered_fraction, the share of commanded control periods
@@ -38,7 +42,8 @@ from sim.paths import share_directory
 POLICY = "assets/checkpoints/policy_z.pt"
 POSE = "assets/checkpoints/pose_estimator.pt"
 PALM = "assets/checkpoints/palm_detector.pt"
-LOOPS = ("eval", "state", "vision")
+LOOPS = ("eval", "state", "vision", "nodes")
+DEFAULT_LOOPS = ("eval", "state", "vision")
 
 
 def loop_summary(successes: list[int], fell: list[bool], reported_drop: list[bool]) -> dict[str, Any]:
@@ -91,6 +96,52 @@ def run_eval(policy_path: Path, trials: int, seed: int) -> dict[str, Any]:
         batch.close()
     # the env's own drop rule, on the sim's truth, ends its episodes: every drop is detected by construction
     return loop_summary(successes, dropped, dropped)
+
+
+def run_nodes(policy_path: Path, trials: int, seed: int) -> dict[str, Any]:
+    """The state loop's nodes without transport: each period the policy core reads the sim hand's sensed pose and
+    fingertips, its command goes through the driver's safety filter into the hand, and the trial logic judges the
+    true pose; a trial starts right after its reset, as an episode of the env does."""
+    from ros_nodes.goal_manager import GoalManagerConfig, TrialLogic, task_of, trial_task
+    from ros_nodes.hand_driver import DriverConfig, SimHand, safety_filter
+    from ros_nodes.policy import PolicyCore
+
+    driver = DriverConfig(checkpoint=str(policy_path), seed=seed, publish_images=False)
+    hand = SimHand(driver)
+    safety = safety_filter(hand.joint_map, driver, hand.batch.config)
+    core = PolicyCore.load(str(policy_path))
+    goals = GoalManagerConfig(checkpoint=str(policy_path), reset_wait_s=0.0, seed=seed, trials=trials)
+    logic = TrialLogic(goals, trial_task(goals, task_of(goals))[0])
+    successes, fell, reported = [], [], []
+    try:
+        while logic.state != "done":
+            if logic.results:
+                hand.reset()
+                safety.hold()
+            core.reset()
+            now_s = hand.time_ns / 1e9
+            logic.on_pose(now_s, *hand.cube_pose())
+            events: list[str] = []
+            while "ended" not in events:
+                joints = hand.joint_positions()
+                position, quaternion = hand.sensed_cube_pose()
+                observation = core.observation(joints, position, quaternion, logic.goal, hand.sensed_fingertips())
+                safety.command(core.command_targets(core.act(observation), joints), now_s)
+                hand.step(safety.update(hand.held_commands(), now_s))
+                now_s = hand.time_ns / 1e9
+                true_position, true_quaternion = hand.cube_pose()
+                events = logic.on_pose(now_s, true_position, true_quaternion)
+            result = logic.results[-1]
+            successes.append(result.successes)
+            reported.append(result.ended_by == "drop")
+            fell.append(result.ended_by == "drop")  # the trial logic judges the true pose: its drops are the sim's
+    finally:
+        hand.close()
+    summary = loop_summary(successes, fell, reported)
+    counters = safety.counters
+    summary["safety"] = {"commanded_periods": counters.commanded_updates, "altered_periods": counters.altered_updates,
+                         "altered_fraction": round(counters.altered_fraction, 6)}
+    return summary
 
 
 def commands_beyond(bag: Path, limits: np.ndarray) -> tuple[int, int]:
@@ -158,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inhand bench fidelity", description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20, help="trials (episodes) per loop (default 20)")
     parser.add_argument("--seed", type=int, default=12345, help="env, driver and goal seed of every loop")
-    parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS), help="which loops (default all)")
+    parser.add_argument("--loops", nargs="+", choices=LOOPS, default=list(DEFAULT_LOOPS),
+                        help=f"which loops (default {' '.join(DEFAULT_LOOPS)})")
     parser.add_argument("--checkpoint", type=Path, default=None, help=f"policy (default the shipped {POLICY})")
     parser.add_argument("--pose-checkpoint", type=Path, default=None, help=f"default the shipped {POSE}")
     parser.add_argument("--palm-checkpoint", type=Path, default=None, help=f"drop detector (default {PALM})")
@@ -191,9 +243,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[fidelity] {kind} loop: {arguments.trials} trials", file=sys.stderr, flush=True)
             if kind == "eval":
                 loops[kind] = run_eval(arguments.checkpoint, arguments.trials, arguments.seed)
+            elif kind == "nodes":
+                loops[kind] = run_nodes(arguments.checkpoint, arguments.trials, arguments.seed)
             else:
                 loops[kind] = run_loop(kind, arguments, arguments.keep or Path(folder))
-    for kind in ("state", "vision"):
+    for kind in ("state", "vision", "nodes"):
         if kind in loops and "eval" in loops:
             loops[kind][f"p_value_{kind}_vs_eval"] = round(mann_whitney_p(loops[kind]["successes"],
                                                                           loops["eval"]["successes"]), 4)

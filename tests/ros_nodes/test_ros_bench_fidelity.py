@@ -29,3 +29,12 @@ def test_the_eval_loop_alone(capsys) -> None:
     assert evaluation["trials"] == 2 and len(evaluation["successes"]) == 2
     assert evaluation["drops_detected_rate"] in (None, 1.0)  # the env's own rule ends its episodes on a drop
     assert result["safety_altered_fraction"] is None  # no ROS loop ran
+
+
+def test_the_nodes_loop_alone(capsys) -> None:
+    assert main(["--trials", "2", "--loops", "eval", "nodes", "--seed", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    nodes = result["loops"]["nodes"]
+    assert nodes["trials"] == 2 and nodes["safety"]["commanded_periods"] > 0
+    assert 0.0 <= nodes["p_value_nodes_vs_eval"] <= 1.0
+    assert result["safety_altered_fraction"] is None  # only the ROS loops count here
