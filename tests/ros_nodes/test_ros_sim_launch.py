@@ -88,9 +88,13 @@ def test_sim_launch_wires_the_estimator_into_the_loop() -> None:
     assert list(nodes) == ["hand_driver", "pose_estimator", "goal_manager", "policy", "recorder"]
     assert nodes["pose_estimator"].parameters == {
         "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/pose_estimator.pt",
-        "backend": "torch", "image_height": 64, "image_width": 64}
+        "backend": "torch", "image_height": 64, "image_width": 64,
+        "palm_checkpoint": f"{share_directory()}/assets/checkpoints/palm_detector.pt"}  # the drop detector
     assert nodes["policy"].parameters == {
-        "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/policy_z.pt"}
-    assert nodes["goal_manager"].parameters["goal_mode"] == "z"
+        "use_sim_time": True, "checkpoint": f"{share_directory()}/assets/checkpoints/policy_z.pt",
+        "fingertips": "sensed"}  # the sim's fingertip markers, with the env's noise
+    # the goal manager takes its task settings from the policy's checkpoint unless told otherwise
+    assert nodes["goal_manager"].parameters["goal_mode"] == ""
+    assert nodes["goal_manager"].parameters["checkpoint"] == f"{share_directory()}/assets/checkpoints/policy_z.pt"
     assert all(node.remappings == [] for node in nodes.values())  # policy and goal manager read object/pose
     assert nodes["pose_estimator"].command()[1:3] == ["-m", "ros_nodes.pose_estimator"]

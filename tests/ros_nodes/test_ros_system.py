@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from pathlib import Path
 
@@ -116,8 +117,11 @@ def test_a_missing_checkpoint_stops_the_launch_with_a_clear_message(tmp_path: Pa
         if runner.poll() is None:
             runner.kill()
     assert runner.returncode == 2, output
-    assert "process policy" in output and "exited with code 2; stopping the others" in output
-    assert f"{missing}: checkpoint file not found" in output  # the policy's output goes to the screen
+    # the driver (goal mode), the goal manager (task settings) and the policy all read the checkpoint; the first
+    # to exit stops the others
+    assert re.search(r"process (hand_driver|goal_manager|policy) \(pid \d+\) exited with code 2; stopping the "
+                     r"others", output), output
+    assert f"[policy] policy: {missing}: checkpoint file not found" in output  # the nodes' output goes to the screen
 
 
 def test_launch_files_wire_the_policy_into_each_graph() -> None:

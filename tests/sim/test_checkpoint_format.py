@@ -40,7 +40,7 @@ def test_the_digest_is_a_function_of_the_contents_not_their_order():
 
 def test_an_unknown_kind_is_not_written(tmp_path):
     with pytest.raises(ValueError, match="checkpoint kind 'weights': expected one of \\('training', 'inference', "
-                                         "'pose_training', 'pose_inference'\\)"):
+                                         "'pose_training', 'pose_inference', 'palm_detector'\\)"):
         checkpoint.save(tmp_path / "x.pt", "weights", PAYLOAD)
     assert not (tmp_path / "x.pt").exists()
 
