@@ -116,7 +116,8 @@ def quaternion_array(message: msgs.Quaternion) -> np.ndarray:
     return np.array([message.w, message.x, message.y, message.z], dtype=np.float64)
 
 
-def pose_message(position: np.ndarray, wxyz: np.ndarray, stamp: msgs.Time, frame_id: str = "world") -> msgs.PoseStamped:
+def pose_message(position: np.ndarray, wxyz: np.ndarray, stamp: msgs.Time,
+                 frame_id: str = "world") -> msgs.PoseStamped:
     """A cube pose (position (3,) m, quaternion (4,) w, x, y, z) as geometry_msgs/PoseStamped."""
     return msgs.PoseStamped(
         header=msgs.Header(stamp=stamp, frame_id=frame_id),

@@ -2,10 +2,13 @@
 detector of vision/ (vision.on_palm), in the pose dataset's sample format (vision.dataset): the label is the task's
 drop rule on the stored cube position.
 
-Half the samples are the cube as the task leaves it on the palm (a reset, then a few control steps of random
-actions, as PoseSampleRenderer draws them). The other half put the cube somewhere around the hand, up to the palm's
-height, in a random orientation, and let the physics run a random number of control steps with the hand holding
-still: the cube is then falling, bouncing, or lying on the table, or it landed on the hand after all. The label is
+Every sample starts as the task leaves the cube on the palm: a reset, then up to max_random_steps control steps of
+random actions, which take the fingers far from the reset pose (a policy whose cube fell goes on moving them), so
+both halves show the hand in the same variety of poses and a network cannot tell them apart by the fingers. Half
+the samples stop there. The other half then put the cube somewhere around the hand, up to a little above the drop
+height, in a random orientation, and run a random number of further control steps of random actions: the cube is
+then falling, bouncing, or lying on the table (toward the cameras too, out of their view), or it landed on the
+hand after all. The label is
 the task's own rule on the rendered state: on the palm when the cube's centre is at or above drop_height_m. Visual
 randomization (cameras, lights, materials, contrast, pixel noise) is drawn fresh per sample, except for a share of
 samples rendered with the nominal look, which is what the sim driver's cameras show.
@@ -19,19 +22,20 @@ from sim import rotations
 from sim.config import EnvConfig
 from sim.render import CameraRig, NominalVisuals, camera_parameters, postprocess, randomize_visuals
 
-# where an off-palm cube starts (world frame): the table around the hand, seen by all three cameras, up to a little
-# above the drop height, so some fall past the hand's edge; higher, a cube would float beside the hand, not on the
-# palm but not dropped by the task's rule either, a state a falling cube passes in an instant
-OFF_PALM_LOW = np.array([0.82, 0.62, 0.03])
-OFF_PALM_HIGH = np.array([1.18, 1.12, 0.12])
+# where an off-palm cube starts (world frame): the table around the hand and towards the cameras, where the policy's
+# drops land, up to a little above the drop height, so some fall past the hand's edge; higher, a cube would float
+# beside the hand, not on the palm but not dropped by the task's rule either, a state a falling cube passes in an
+# instant
+OFF_PALM_LOW = np.array([0.75, 0.45, 0.03])
+OFF_PALM_HIGH = np.array([1.25, 1.15, 0.12])
 MAX_FALL_STEPS = 12  # control steps of physics after placing: 0 = in the air, 12 (~1 s) = lying still
-NOMINAL_LOOK_SHARE = 0.2  # samples rendered as the sim driver's cameras show the scene
+NOMINAL_LOOK_SHARE = 0.3  # samples rendered as the sim driver's cameras show the scene
 
 
 class PalmSampleRenderer:
     """render(seed) -> (images (3, size, size, 3) uint8, cube position (3,) m, quaternion (4,), camera parameters)."""
 
-    def __init__(self, config: EnvConfig, size: int, max_random_steps: int = 15) -> None:
+    def __init__(self, config: EnvConfig, size: int, max_random_steps: int = 40) -> None:
         from sim.batch import ReorientBatch
 
         self.config = config
@@ -47,9 +51,8 @@ class PalmSampleRenderer:
         rng = np.random.default_rng(seed)
         batch, index = self.batch, self.batch.index
         batch.reset(int(rng.integers(2**63)))
+        self._random_actions(rng)
         if rng.random() < 0.5:
-            self._random_actions(rng)
-        else:
             self._off_palm(rng)
         nominal_look = rng.random() < NOMINAL_LOOK_SHARE
         visuals = self.config.randomization.visual
@@ -63,6 +66,7 @@ class PalmSampleRenderer:
                                                                                           self.size)
 
     def _random_actions(self, rng: np.random.Generator) -> None:
+        """0..max_random_steps control steps of uniformly random action bins."""
         for _ in range(int(rng.integers(0, self.max_random_steps + 1))):
             self.batch.step(rng.integers(0, self.config.task.action_bins, (1, self.batch.n_actuators)))
 
@@ -73,7 +77,7 @@ class PalmSampleRenderer:
         hand = self.data.qpos[index.hand_qpos].copy()
         batch.place(0, hand, cube, batch.actuation.commands[0])
         for _ in range(int(rng.integers(0, MAX_FALL_STEPS + 1))):
-            batch.step_commands(batch.actuation.commands.copy())  # the hand holds its pose
+            batch.step(rng.integers(0, self.config.task.action_bins, (1, batch.n_actuators)))
 
     def close(self) -> None:
         """Free the renderer."""
