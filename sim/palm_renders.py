@@ -51,7 +51,7 @@ class PalmSampleRenderer:
         rng = np.random.default_rng(seed)
         batch, index = self.batch, self.batch.index
         batch.reset(int(rng.integers(2**63)))
-        self._random_actions(rng)
+        self._random_actions(rng, self.max_random_steps)
         if rng.random() < 0.5:
             self._off_palm(rng)
         nominal_look = rng.random() < NOMINAL_LOOK_SHARE
@@ -65,9 +65,9 @@ class PalmSampleRenderer:
         return images, cube[:3].copy(), rotations.canonical(cube[3:]), camera_parameters(self.model, self.data,
                                                                                           self.size)
 
-    def _random_actions(self, rng: np.random.Generator) -> None:
-        """0..max_random_steps control steps of uniformly random action bins."""
-        for _ in range(int(rng.integers(0, self.max_random_steps + 1))):
+    def _random_actions(self, rng: np.random.Generator, max_steps: int) -> None:
+        """0..max_steps control steps of uniformly random action bins."""
+        for _ in range(int(rng.integers(0, max_steps + 1))):
             self.batch.step(rng.integers(0, self.config.task.action_bins, (1, self.batch.n_actuators)))
 
     def _off_palm(self, rng: np.random.Generator) -> None:
@@ -76,8 +76,7 @@ class PalmSampleRenderer:
         cube = np.concatenate((position, rotations.uniform(rng, 1)[0]))
         hand = self.data.qpos[index.hand_qpos].copy()
         batch.place(0, hand, cube, batch.actuation.commands[0])
-        for _ in range(int(rng.integers(0, MAX_FALL_STEPS + 1))):
-            batch.step(rng.integers(0, self.config.task.action_bins, (1, batch.n_actuators)))
+        self._random_actions(rng, MAX_FALL_STEPS)
 
     def close(self) -> None:
         """Free the renderer."""
