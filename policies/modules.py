@@ -73,14 +73,27 @@ class RecurrentCell(nn.Module):
         return hidden, (hidden, cell)
 
     def unroll(self, x: torch.Tensor, state: LSTMState, dones: torch.Tensor) -> torch.Tensor:
-        """x (L, B, D) from `state`; dones (L, B) zero the state after each finished step -> outputs (L, B, H)."""
+        """x (L, B, D) from `state`; dones (L, B) zero the state after each finished step -> outputs (L, B, H).
+
+        The same function as stepping the cell, written out so that training runs faster on a CPU: the input half
+        of every step's gates is one wide matrix product over the whole sequence, and the sequence is split with
+        unbind, whose gradient is one stack, where indexing step by step would allocate a zeroed (L, B, D)
+        gradient per step."""
+        weights = self.cell
+        input_gates = nn.functional.linear(x, weights.weight_ih, weights.bias_ih).unbind(0)
+        keeps = (~dones).unsqueeze(-1).to(x.dtype).unbind(0)
+        hidden, cell = state
         outputs = []
-        for step in range(x.shape[0]):
-            if step > 0:
-                keep = (~dones[step - 1]).unsqueeze(-1).to(x.dtype)
-                state = (state[0] * keep, state[1] * keep)
-            output, state = self(x[step], state)
-            outputs.append(output)
+        for step, gates_from_input in enumerate(input_gates):
+            if not self.remember:
+                hidden, cell = torch.zeros_like(hidden), torch.zeros_like(cell)
+            elif step > 0:
+                hidden, cell = hidden * keeps[step - 1], cell * keeps[step - 1]
+            gates = gates_from_input + nn.functional.linear(hidden, weights.weight_hh, weights.bias_hh)
+            in_gate, forget_gate, cell_gate, out_gate = gates.chunk(4, dim=-1)
+            cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
+            hidden = torch.sigmoid(out_gate) * torch.tanh(cell)
+            outputs.append(hidden)
         return torch.stack(outputs)
 
     def start(self, num_envs: int, device: torch.device | str = "cpu") -> None:
@@ -132,12 +145,23 @@ class CategoricalHead(nn.Module):
 
     def log_prob(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Joint log-probability (...,) of bin indices (..., A) under logits (..., A, K)."""
-        log_probs = torch.log_softmax(logits, dim=-1)
-        return log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+        return self._log_prob(torch.log_softmax(logits, dim=-1), actions)
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:
         """Entropy (...,) of the joint distribution (sum over actuators)."""
+        return self._entropy(torch.log_softmax(logits, dim=-1))
+
+    def log_prob_and_entropy(self, logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log_prob and entropy from one log-softmax (the PPO update's largest elementwise op)."""
         log_probs = torch.log_softmax(logits, dim=-1)
+        return self._log_prob(log_probs, actions), self._entropy(log_probs)
+
+    @staticmethod
+    def _log_prob(log_probs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+
+    @staticmethod
+    def _entropy(log_probs: torch.Tensor) -> torch.Tensor:
         return -(log_probs.exp() * log_probs).sum(dim=(-2, -1))
 
 
@@ -173,3 +197,7 @@ class GaussianHead(nn.Module):
         """Entropy (...,) of the diagonal Gaussian, broadcast over the batch."""
         per_action = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
         return per_action.sum().expand(mean.shape[:-1])
+
+    def log_prob_and_entropy(self, mean: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log_prob and entropy, as CategoricalHead gives them."""
+        return self.log_prob(mean, actions), self.entropy(mean)

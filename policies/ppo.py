@@ -93,8 +93,7 @@ class PPO:
         dones = to_chunks(batch.dones)
         params = from_chunks(self.actor.unroll(to_chunks(batch.policy_obs), flat(batch.actor_states), dones))
         values = from_chunks(self.critic.unroll(to_chunks(batch.critic_obs), flat(batch.critic_states), dones))
-        head = self.actor.head
-        return head.log_prob(params, batch.actions), head.entropy(params), values
+        return (*self.actor.head.log_prob_and_entropy(params, batch.actions), values)
 
     def update(self, storage: RolloutStorage | None = None) -> dict[str, float]:
         """Optimize on a full storage with returns computed, then fold its observations into the normalizers."""

@@ -65,6 +65,45 @@ def test_unroll_with_dones_equals_stepping_with_resets():
     torch.testing.assert_close(unrolled[3, :1], fresh)
 
 
+def _reference_unroll(cell: RecurrentCell, x: torch.Tensor, state, dones: torch.Tensor) -> torch.Tensor:
+    """Unroll through torch's own LSTMCell, step by step: what RecurrentCell.unroll writes out by hand."""
+    outputs = []
+    for step in range(x.shape[0]):
+        if step > 0:
+            keep = (~dones[step - 1]).unsqueeze(-1).float()
+            state = (state[0] * keep, state[1] * keep)
+        output, state = cell(x[step], state)
+        outputs.append(output)
+    return torch.stack(outputs)
+
+
+@pytest.mark.parametrize("remember", [True, False])
+def test_unroll_matches_torch_lstm_cell_in_outputs_and_gradients(remember):
+    torch.manual_seed(3)
+    cell = RecurrentCell(4, 6, remember=remember)
+    x = torch.randn(7, 3, 4)
+    state = (torch.randn(3, 6), torch.randn(3, 6))
+    dones = torch.zeros(7, 3, dtype=torch.bool)
+    dones[1, 2] = dones[4, 0] = True
+    weights = torch.randn(7, 3, 6)  # a loss that weighs every output differently
+
+    def outputs_and_gradients(unroll):
+        cell.zero_grad()
+        inputs = x.clone().requires_grad_()
+        output = unroll(inputs)
+        (output * weights).sum().backward()
+        return [output, inputs.grad, *(parameter.grad for parameter in cell.parameters())]
+
+    ours = outputs_and_gradients(lambda inputs: cell.unroll(inputs, state, dones))
+    reference = outputs_and_gradients(lambda inputs: _reference_unroll(cell, inputs, state, dones))
+    assert len(ours) == 6
+    for a, b in zip(ours, reference):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    if not remember:
+        # feed-forward: step 3 of env 1 depends on input 3 alone
+        torch.testing.assert_close(ours[0][3, 1:2], cell(x[3, 1:2], cell.initial_state(1))[0])
+
+
 def test_feed_forward_mode_ignores_the_state():
     torch.manual_seed(2)
     cell = RecurrentCell(3, 5, remember=False)
@@ -80,6 +119,8 @@ def test_categorical_head_log_prob_and_entropy_by_hand():
     assert log_prob.item() == pytest.approx(math.log(0.5) + math.log(1 / 3), abs=1e-6)
     entropy = -(0.2 * math.log(0.2) + 0.3 * math.log(0.3) + 0.5 * math.log(0.5)) + math.log(3)
     assert head.entropy(logits).item() == pytest.approx(entropy, abs=1e-6)
+    joint_log_prob, joint_entropy = head.log_prob_and_entropy(logits, torch.tensor([[2, 0]]))
+    assert (joint_log_prob.item(), joint_entropy.item()) == (log_prob.item(), head.entropy(logits).item())
     generator = torch.Generator().manual_seed(0)
     samples = torch.stack([head.sample(logits, generator) for _ in range(4000)])
     assert (samples[..., 0] == 2).float().mean().item() == pytest.approx(0.5, abs=0.03)
