@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import numpy as np
 
 from ros_nodes.bench_system import launch_system, stop_system
 from ros_nodes.bag import BagReader
+from ros_nodes.domains import quiet_domain
 from ros_nodes.trial_report import Trial, read_run
 from sim.errors import CheckpointError
 from sim.output_paths import check_output_dir
@@ -157,28 +157,6 @@ def commands_beyond(bag: Path, limits: np.ndarray) -> tuple[int, int]:
             total += 1
             beyond += bool(np.any((values < limits[:, 0] - 1e-9) | (values > limits[:, 1] + 1e-9)))
     return total, beyond
-
-
-def quiet_domain(candidates: range = range(1, 30), listen_s: float = 2.0) -> int:
-    """A DDS domain on which nothing of ours is heard for listen_s: another system on the same domain (a test
-    suite's, another benchmark's) would share its topics, hand/enable included. The candidates lie below the
-    30-230 the test suite draws from."""
-    from ros_nodes import msgs
-    from ros_nodes.transport import SENSOR_QOS, create_node
-
-    for domain in random.sample(list(candidates), len(candidates)):
-        heard: list[object] = []
-        listener = create_node("fidelity_probe", backend="dds", domain_id=domain)
-        try:
-            listener.create_subscription(msgs.Clock, "/clock", heard.append, SENSOR_QOS)
-            listener.create_subscription(msgs.String, "/trial/status", heard.append)
-            listener.create_subscription(msgs.Bool, "/hand/enable", heard.append)
-            listener.spin(timeout_s=listen_s)
-        finally:
-            listener.shutdown()
-        if not heard:
-            return domain
-    raise RuntimeError(f"every DDS domain in {candidates} carries traffic; stop the other systems and run again")
 
 
 def run_loop(kind: str, arguments: argparse.Namespace, work: Path) -> dict[str, Any]:

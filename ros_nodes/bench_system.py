@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ros_nodes import bench_transport, msgs
+from ros_nodes.domains import quiet_domain
 from ros_nodes.transport import SENSOR_QOS, create_node
 from sim.paths import data_path
 from sim.scene import CAMERA_NAMES
@@ -207,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-period-steps", type=int, default=1,
                         help="the driver publishes images every N control steps (default 1: 12.5 Hz)")
     parser.add_argument("--round-trips", type=int, default=1000, help="DDS round-trip pings at 100 Hz (default 1000)")
-    parser.add_argument("--domain-id", type=int, default=None, help="DDS domain (default: random in 100..199)")
+    parser.add_argument("--domain-id", type=int, default=None, help="DDS domain (default: one of 1..29 where nothing of ours is heard)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.round_trips < 1 or args.image_period_steps < 1 or not 16 <= args.camera_size <= 2048:
         parser.error("--steps, --round-trips and --image-period-steps must be >= 1, --camera-size in 16..2048")
-    domain_id = random.randint(100, 199) if args.domain_id is None else args.domain_id
+    domain_id = quiet_domain() if args.domain_id is None else args.domain_id
     system = measure_system(args.steps, args.camera_size, args.checkpoint, not args.no_record_images,
                             args.image_period_steps, domain_id)
     transport = bench_transport.run(args.round_trips, 100.0, 24, domain_id)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import random
 import time
 from typing import Any
 
 import numpy as np
 
 from ros_nodes import msgs
+from ros_nodes.domains import quiet_domain
 from ros_nodes.transport import create_node, rclpy_available
 
 PING_TOPIC = "/bench/ping"
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="which pairs (default: " + " ".join(f"{p}_to_{e}" for p, e in PAIRS)
                         + "; rclpy pairs only where rclpy imports)")
     parser.add_argument("--domain-id", type=int, default=None,
-                        help="DDS domain (default: a random one in 100..199, so a running system is not disturbed)")
+                        help="DDS domain (default: one of 1..29 where nothing of ours is heard, so a running system is "
+                             "not disturbed)")
     args = parser.parse_args(argv)
     if args.count < 1 or args.rate <= 0 or args.joints < 1:
         parser.error("--count and --joints must be >= 1 and --rate > 0")
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in names if name not in known]
     if unknown:
         parser.error(f"--pairs {unknown[0]!r} is not a pair; choose from {', '.join(known)}")
-    domain_id = random.randint(100, 199) if args.domain_id is None else args.domain_id
+    domain_id = quiet_domain() if args.domain_id is None else args.domain_id
     print(json.dumps(run_pairs([known[name] for name in names], args.count, args.rate, args.joints, domain_id),
                      indent=2))
     return 0

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import signal
 import sys
 import threading
@@ -25,6 +24,7 @@ import numpy as np
 
 from ros_nodes import msgs
 from ros_nodes.bag import BagReader
+from ros_nodes.domains import quiet_domain
 from ros_nodes.hand_driver import quaternion_array
 from ros_nodes.launch import LaunchRunner, load_launch, share_directory
 from sim import rotations
@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--record-images", action="store_true", help="also record the camera images in the bag")
     parser.add_argument("--video-size", type=int, default=320, help="replay video width and height (default 320)")
     parser.add_argument("--domain-id", type=int, default=None,
-                        help="DDS domain (default: $ROS_DOMAIN_ID, else a random one in 100..199 to keep to itself)")
+                        help="DDS domain (default: $ROS_DOMAIN_ID, else one of 1..29 where nothing of ours is "
+                             "heard, to keep to itself)")
     return parser
 
 
@@ -121,7 +122,7 @@ def run_system(args: argparse.Namespace, policy: Path, pose: Path) -> dict[str, 
     """Launch the sim system, follow its trials until they are done (or the time limit), stop it; the run's facts."""
     domain = args.domain_id
     if domain is None:
-        domain = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else random.randint(100, 199)
+        domain = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else quiet_domain()
     os.environ["ROS_DOMAIN_ID"] = str(domain)  # the nodes inherit it
     stamp = time.strftime("%Y%m%d_%H%M%S")
     bag = args.out / "bags" / stamp
