@@ -108,8 +108,10 @@ RESUMABLE_KEYS = frozenset({"runner.total_updates", "runner.checkpoint_every", "
                             "ray.local_num_cpus", "ray.cpus_per_worker", "env.num_workers",
                             "env.num_threads",
                             # annealing schedules by hand: lower the bonus once the policy holds the cube, the
-                            # step size once its curve flattens (the optimizer's moments carry over)
-                            "ppo.entropy_coef", "ppo.learning_rate"})
+                            # step size once its curve flattens (the optimizer's moments carry over), lengthen
+                            # the horizon once drops cost more than slow turns (OpenAI Five raised its gamma
+                            # during training; the value normalizer follows the new returns)
+                            "ppo.entropy_coef", "ppo.learning_rate", "ppo.gamma"})
 
 
 def validate(config: TrainConfig, source: str = "<config>") -> TrainConfig:

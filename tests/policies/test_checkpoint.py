@@ -43,8 +43,8 @@ def test_incompatible_config_or_env_is_refused(trained):
     wider = memory_config(**{"model.lstm_size": 64})
     with pytest.raises(CheckpointError, match="model.lstm_size: 32 -> 64"):
         resume_config(content["config"], wider, {}, "ckpt")
-    with pytest.raises(CheckpointError, match="ppo.gamma"):
-        resume_config(content["config"], None, {"ppo.gamma": 0.5}, "ckpt")
+    with pytest.raises(CheckpointError, match="ppo.clip"):
+        resume_config(content["config"], None, {"ppo.clip": 0.5}, "ckpt")
     longer = resume_config(content["config"], None, {"runner.total_updates": 9}, "ckpt")
     assert longer.runner.total_updates == 9
 

@@ -252,6 +252,9 @@ def test_init_starts_a_fresh_run_from_another_runs_weights(tmp_path, capsys):
     # the entropy bonus may be lowered on resume (annealing by hand); the run folder records the new value
     assert train(["--resume", str(tmp_path / "source"), "--set", "ppo.entropy_coef=0.001", "--no-progress"]) == 0
     assert yaml.safe_load((tmp_path / "source" / "config.yaml").read_text())["ppo"]["entropy_coef"] == 0.001
+    # ... and the horizon may be lengthened
+    assert train(["--resume", str(tmp_path / "source"), "--set", "ppo.gamma=0.999", "--no-progress"]) == 0
+    assert yaml.safe_load((tmp_path / "source" / "config.yaml").read_text())["ppo"]["gamma"] == 0.999
     # ... and so may the step size: the restored optimizer runs with the new one
     assert train(["--resume", str(tmp_path / "source"), "--set", "ppo.learning_rate=0.0001", "--set",
                   "runner.total_updates=4", "--no-progress"]) == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
+import torch
 
 from sim.metrics_log import MetricsLayout, MetricsLog, Panel, history_rows, pack_rows, unpack_rows
 
@@ -18,11 +20,27 @@ ROWS = [{"step": 1, "samples": 32, "loss": 2.5, "part/a": None, "seconds": 1800.
 
 def test_rows_survive_the_packed_table_with_missing_cells_and_integer_counters():
     packed = pack_rows(ROWS)
-    assert packed["keys"] == ["loss", "part/a", "part/b", "samples", "seconds", "step"]
-    assert tuple(packed["table"].shape) == (2, 6) and math.isnan(packed["table"][0, 2])
+    assert packed["keys"] == ["loss", "part/a", "part/b", "samples", "seconds", "step"] and packed["rows"] == 2
     rows = unpack_rows(packed, LAYOUT.integer_keys)
     assert rows == [{**ROWS[0], "part/b": None}, ROWS[1]]
     assert type(rows[1]["samples"]) is int and type(rows[1]["seconds"]) is float
+    assert unpack_rows(pack_rows([]), LAYOUT.integer_keys) == []
+
+
+def test_a_long_history_packs_small_and_exactly():
+    # 10^4 updates of two counters and a column pinned at one value (an ADR boundary at its limit): 240 kB raw
+    rows = [{"step": step, "samples": 5120 * step, "part/a": 0.3} for step in range(10_000)]
+    assert pack_rows(rows)["columns"].numel() < 0.2 * 240_000
+    assert pack_rows([{"part/a": row["part/a"]} for row in rows])["columns"].numel() < 0.01 * 80_000
+    noise = np.random.default_rng(0).normal(size=10_000)
+    noisy = [{**row, "loss": float(value)} for row, value in zip(rows, noise)]
+    assert unpack_rows(pack_rows(noisy), LAYOUT.integer_keys) == noisy
+
+
+def test_the_uncompressed_table_of_earlier_training_files_still_unpacks():
+    table = torch.tensor([[2.5, math.nan, 1.0], [1.25, 0.5, 2.0]], dtype=torch.float64)
+    assert unpack_rows({"keys": ["loss", "part/a", "step"], "table": table}, LAYOUT.integer_keys) == [
+        {"loss": 2.5, "part/a": None, "step": 1}, {"loss": 1.25, "part/a": 0.5, "step": 2}]
 
 
 def test_history_rows_read_the_packed_table_and_the_row_list_of_earlier_policy_files():

@@ -3,13 +3,13 @@ the shipped pose estimator is in the format."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from sim import checkpoint
+from sim.metrics_log import unpack_rows
 from sim.config_loading import to_mapping
 from vision import cli
 from vision.config import load_vision_config
@@ -66,9 +66,11 @@ def test_an_old_training_file_carries_its_metrics_and_resumes(synthetic_dataset,
     assert content["step"] == 4 and content["dataset"] == [str(synthetic_dataset)]
     assert content["metrics"]["keys"] == ["step", "train/loss", "train/lr", "validation/count",
                                           "validation/position_error_mm/mean"]
-    table = content["metrics"]["table"]  # step 5 was logged after the checkpoint: dropped
-    assert table[:, 0].tolist() == [1, 2, 3, 4, 4] and table[:4, 1].tolist() == [9.0, 8.0, 7.0, 6.0]
-    assert table[4, 3:].tolist() == [9.0, 2.5] and math.isnan(table[4, 1])
+    rows = unpack_rows(content["metrics"], ("step",))  # step 5 was logged after the checkpoint: dropped
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 4]
+    assert [row["train/loss"] for row in rows[:4]] == [9.0, 8.0, 7.0, 6.0]
+    assert rows[4]["validation/count"] == 9.0 and rows[4]["validation/position_error_mm/mean"] == 2.5
+    assert rows[4]["train/loss"] is None
 
     summary = train(config, synthetic_dataset, run, resume=True, progress=False)
     assert summary["step"] == 6
