@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from sim import checkpoint
-from sim.metrics_log import unpack_rows
 from sim.config_loading import to_mapping
+from sim.metrics_log import unpack_rows
 from vision import cli
 from vision.config import load_vision_config
 from vision.inference import PoseEstimator, model_from_checkpoint, save_pose_estimator
