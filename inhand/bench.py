@@ -9,6 +9,7 @@ BENCHMARKS: dict[str, str] = {
     "sim": "sim.bench",
     "transport": "ros_nodes.bench_transport",
     "train": "policies.bench",
+    "learning": "policies.learning_speed",
     "vision": "vision.bench",
     "system": "ros_nodes.bench_system",
     "fidelity": "ros_nodes.bench_fidelity",
