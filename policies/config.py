@@ -4,6 +4,7 @@ Defaults are the small CPU configuration of config/train.yaml; Dactyl's values (
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ class EnvSection:
     config: str | None = None
     # overrides the env YAML's goal mode when set
     goal_mode: str | None = field(default=None, metadata=choice("z", "xyz"))
+    # overrides the env YAML's task.goal_max_angle_rad when set: how far xyz goals may be, a curriculum that a
+    # resumed run may widen (evaluation always uses any orientation)
+    goal_max_angle_rad: float | None = field(default=None, metadata=bound(0.5, math.pi))
     num_envs: int = field(default=64, metadata=bound(1, 1_000_000))
     # worker processes inside one VecEnv (0: step all envs in this process)
     num_workers: int = field(default=0, metadata=bound(0, 4096))
@@ -111,7 +115,9 @@ RESUMABLE_KEYS = frozenset({"runner.total_updates", "runner.checkpoint_every", "
                             # step size once its curve flattens (the optimizer's moments carry over), lengthen
                             # the horizon once drops cost more than slow turns (OpenAI Five raised its gamma
                             # during training; the value normalizer follows the new returns)
-                            "ppo.entropy_coef", "ppo.learning_rate", "ppo.gamma"})
+                            "ppo.entropy_coef", "ppo.learning_rate", "ppo.gamma",
+                            # a goal curriculum by hand: xyz goals nearer the cube's orientation at first
+                            "env.goal_max_angle_rad"})
 
 
 def validate(config: TrainConfig, source: str = "<config>") -> TrainConfig:

@@ -35,7 +35,8 @@ def make_eval_env(policy: InferencePolicy, num_envs: int, seed: int, env_config:
                           "inhand env YAML")
     if goal_mode:
         section = dataclasses.replace(section, goal_mode=goal_mode)
-    section = dataclasses.replace(section, num_workers=0)
+    # the whole task: no training curriculum on the goals
+    section = dataclasses.replace(section, num_workers=0, goal_max_angle_rad=None)
     if sim_factory:
         return make_vec_env(section, num_envs, seed, fixed_ranges=True), section
     return make_env(section, num_envs, seed), section

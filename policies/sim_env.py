@@ -11,15 +11,17 @@ if TYPE_CHECKING:
 
 
 def section_env_config(section: EnvSection, fixed_ranges: bool = False) -> EnvConfig:
-    """The env YAML of `section` (config/env.yaml when null), its goal mode overridden if set; fixed_ranges keeps
-    the YAML's configured ranges even where it asks for automatic randomization."""
+    """The env YAML of `section` (config/env.yaml when null), its goal mode and goal angle overridden if set;
+    fixed_ranges keeps the YAML's configured ranges even where it asks for automatic randomization."""
     from dataclasses import replace
 
     from sim.config import load_env_config
 
     env_config = load_env_config(section.config)
-    if section.goal_mode is not None:
-        env_config = env_config.with_options(goal_mode=section.goal_mode)
+    options = {"goal_mode": section.goal_mode, "goal_max_angle_rad": section.goal_max_angle_rad}
+    options = {name: value for name, value in options.items() if value is not None}
+    if options:
+        env_config = env_config.with_options(**options)
     if fixed_ranges:
         env_config = replace(env_config, randomization=replace(env_config.randomization, mode="fixed"))
     return env_config

@@ -172,7 +172,8 @@ class ReorientBatch:
             self.effects.assign(np.array([row]), EpisodeEffects.draw(self.rng, 1, self.n_actuators, randomizations[row]))
         cube_quaternion = self.qpos[rows, self.index.cube_qpos + 3 : self.index.cube_qpos + 7]
         self.goal[rows] = task.sample_goals(
-            self.rng, cube_quaternion, task_config.goal_mode, task_config.success_threshold_rad
+            self.rng, cube_quaternion, task_config.goal_mode, task_config.success_threshold_rad,
+            task_config.goal_max_angle_rad
         )
         self.distance[rows] = rotations.angle_between(cube_quaternion, self.goal[rows])
         for row in rows:
@@ -243,7 +244,8 @@ class ReorientBatch:
         if success.any():
             rows = np.flatnonzero(success)
             self.goal[rows] = task.sample_goals(
-                self.rng, cube_quaternion[rows], task_config.goal_mode, task_config.success_threshold_rad
+                self.rng, cube_quaternion[rows], task_config.goal_mode, task_config.success_threshold_rad,
+                task_config.goal_max_angle_rad
             )
             distance[rows] = rotations.angle_between(cube_quaternion[rows], self.goal[rows])
             for row in rows:

@@ -4,11 +4,12 @@ Defaults are Dactyl's values; config/env.yaml restates them so a run's file says
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sim.config_loading import bound, choice, from_mapping, load_config
+from sim.config_loading import ConfigError, bound, choice, from_mapping, load_config
 from sim.paths import data_path, package_file
 
 
@@ -26,6 +27,9 @@ class TaskConfig:
     physics_timestep: float = field(default=0.008, metadata=bound(0.0005, 0.02))
     substeps: int = field(default=10, metadata=bound(1, 100))
     success_threshold_rad: float = field(default=0.4, metadata=bound(0.01, 3.14))
+    # xyz goals at most this far (rad) from the cube's orientation: pi is Dactyl's task (any orientation); less
+    # is a training curriculum (`inhand eval` and the ROS goal manager always use pi)
+    goal_max_angle_rad: float = field(default=math.pi, metadata=bound(0.5, math.pi))
     success_bonus: float = field(default=5.0, metadata=bound(0.0, 1000.0))
     drop_penalty: float = field(default=-20.0, metadata=bound(-1000.0, 0.0))
     max_consecutive_successes: int = field(default=50, metadata=bound(1, 10000))
@@ -35,6 +39,15 @@ class TaskConfig:
     # control steps with the hand holding still after the cube is placed, so it lands before the episode
     settle_steps: int = field(default=3, metadata=bound(0, 100))
     max_reset_attempts: int = field(default=20, metadata=bound(1, 1000))
+
+    def __post_init__(self) -> None:
+        if self.goal_max_angle_rad < math.pi and self.goal_mode != "xyz":
+            raise ConfigError(f"task.goal_max_angle_rad ({self.goal_max_angle_rad}) limits xyz goals only; in goal "
+                              f"mode {self.goal_mode} leave it at pi ({math.pi})")
+        if self.goal_max_angle_rad <= self.success_threshold_rad:
+            raise ConfigError(f"task.goal_max_angle_rad ({self.goal_max_angle_rad}) must exceed "
+                              f"task.success_threshold_rad ({self.success_threshold_rad}), or no goal is far "
+                              "enough away to need a turn")
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,10 @@ def from_mapping(cls: type[T], mapping: dict[str, Any], source: str = "<config>"
     values = {}
     for name, value in mapping.items():
         values[name] = _convert(hints[name], value, fields[name].metadata, source, prefix + name)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as error:  # a rule across fields, checked by the dataclass itself
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def to_mapping(config: Any) -> Any:

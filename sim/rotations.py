@@ -72,6 +72,25 @@ def uniform(rng: np.random.Generator, count: int) -> np.ndarray:
     )
 
 
+def uniform_near(rng: np.random.Generator, centres: np.ndarray, min_angle: float, max_angle: float) -> np.ndarray:
+    """Random rotations (N, 4), each uniform over SO(3) restricted to those between `min_angle` and `max_angle`
+    rad from its centre (N, 4): a uniformly random axis, and an angle from the Haar density of rotation angles,
+    proportional to 1 - cos(angle), truncated to [min_angle, max_angle] (drawn by inverting its CDF)."""
+    if not 0.0 <= min_angle < max_angle <= np.pi:
+        raise ValueError(f"need 0 <= min_angle < max_angle <= pi, got {min_angle}, {max_angle}")
+    centres = np.asarray(centres, dtype=np.float64)
+    count = len(centres)
+    axes = random_axis(rng, count)
+    # the CDF is (angle - sin(angle)) / pi; it is increasing, so bisection inverts it to float precision
+    targets = rng.uniform(min_angle - np.sin(min_angle), max_angle - np.sin(max_angle), count)
+    low, high = np.full(count, min_angle), np.full(count, max_angle)
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        below = middle - np.sin(middle) < targets
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    return normalize(multiply(from_axis_angle(axes, 0.5 * (low + high)), centres))
+
+
 def random_axis(rng: np.random.Generator, count: int) -> np.ndarray:
     """Uniformly random unit vectors (count, 3)."""
     vectors = rng.normal(size=(count, 3))

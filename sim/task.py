@@ -17,9 +17,12 @@ def sample_orientations(rng: np.random.Generator, count: int, mode: str) -> np.n
 
 
 def sample_goals(
-    rng: np.random.Generator, current: np.ndarray, mode: str, min_distance: float
+    rng: np.random.Generator, current: np.ndarray, mode: str, min_distance: float, max_distance: float = np.pi
 ) -> np.ndarray:
-    """Goals (N, 4) for cubes at `current` (N, 4), each at least `min_distance` rad away so none is won for free."""
+    """Goals (N, 4) for cubes at `current` (N, 4), each at least `min_distance` rad away so none is won for free.
+    An xyz goal is at most `max_distance` rad away (below pi: a training curriculum; at pi, Dactyl's task)."""
+    if mode == "xyz" and max_distance < np.pi:
+        return rotations.uniform_near(rng, current, min_distance, max_distance)
     goals = sample_orientations(rng, len(current), mode)
     too_close = rotations.angle_between(goals, current) < min_distance
     while too_close.any():

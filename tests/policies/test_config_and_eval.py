@@ -95,3 +95,27 @@ def test_eval_runs_at_fixed_ranges_of_full_randomization_unless_config_says_othe
     assert json.loads(capsys.readouterr().out)["env_config"] == nominal_yaml
     assert eval_command([shipped, "--episodes", "1", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_a_goal_curriculum_is_a_resumable_training_override_that_eval_ignores():
+    import math
+    from types import SimpleNamespace
+
+    from policies.config import EnvSection
+    from policies.evaluate import make_eval_env
+    from policies.sim_env import section_env_config
+
+    section = EnvSection(goal_mode="xyz", goal_max_angle_rad=1.2, num_threads=1)
+    assert section_env_config(section).task.goal_max_angle_rad == 1.2
+    assert section_env_config(EnvSection()).task.goal_max_angle_rad == math.pi
+    narrow = load_train_config(REPO_ROOT / "config" / "train.yaml", {"env.goal_max_angle_rad": 1.0})
+    wider = load_train_config(REPO_ROOT / "config" / "train.yaml", {"env.goal_max_angle_rad": 2.0})
+    assert incompatible_keys(narrow, wider) == [] and incompatible_keys(narrow, TrainConfig()) == []
+    with pytest.raises(ConfigError, match=r"env.goal_max_angle_rad.*outside allowed range"):
+        load_train_config(REPO_ROOT / "config" / "train.yaml", {"env.goal_max_angle_rad": 0.1})
+    # `inhand eval` tests the policy's goal mode on the whole task, whatever curriculum it trained under
+    trained = SimpleNamespace(config=TrainConfig(env=section))
+    env, used = make_eval_env(trained, 1, seed=0)  # type: ignore[arg-type]
+    with env:
+        assert used.goal_max_angle_rad is None and env.batch.config.task.goal_max_angle_rad == math.pi
+        assert env.batch.config.task.goal_mode == "xyz"

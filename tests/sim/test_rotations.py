@@ -43,3 +43,39 @@ def test_uniform_rotations_are_unit_and_spread():
     # for uniform rotations the angle from identity has mean pi/2 + 2/pi
     angles = rotations.angle_between(q, np.array([1.0, 0, 0, 0]))
     assert angles.mean() == pytest.approx(np.pi / 2 + 2 / np.pi, abs=0.02)
+
+
+def _truncated_haar_mean_angle(a: float, b: float) -> float:
+    # the Haar density of rotation angles is (1 - cos t) / pi; integrals: t - sin t and t^2/2 - cos t - t sin t
+    mass = (b - np.sin(b)) - (a - np.sin(a))
+    moment = (b**2 / 2 - np.cos(b) - b * np.sin(b)) - (a**2 / 2 - np.cos(a) - a * np.sin(a))
+    return moment / mass
+
+
+@pytest.mark.parametrize("low, high", [(0.4, 1.0), (0.4, np.pi), (1.5, 2.0)])
+def test_uniform_near_keeps_the_haar_angle_density_within_the_band(low, high):
+    rng = np.random.default_rng(3)
+    centres = rotations.uniform(rng, 20000)
+    near = rotations.uniform_near(rng, centres, low, high)
+    np.testing.assert_allclose(np.linalg.norm(near, axis=1), 1.0, atol=1e-12)
+    angles = rotations.angle_between(near, centres)
+    assert angles.min() >= low - 1e-9 and angles.max() <= high + 1e-9
+    assert angles.mean() == pytest.approx(_truncated_haar_mean_angle(low, high), abs=0.01)
+    # the axes of the relative rotations point every way: their mean vector is near zero
+    relative = rotations.multiply(near, rotations.conjugate(centres))
+    axes = relative[:, 1:] * np.sign(relative[:, :1])
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    assert np.abs(axes.mean(axis=0)).max() < 0.03
+
+
+def test_uniform_near_over_the_whole_band_matches_uniform_rotations():
+    # [0, pi] is no restriction: the mean angle is the uniform one, pi/2 + 2/pi
+    rng = np.random.default_rng(4)
+    angles = rotations.angle_between(rotations.uniform_near(rng, rotations.uniform(rng, 20000), 0.0, np.pi),
+                                     np.array([1.0, 0, 0, 0]))
+    assert angles.mean() == pytest.approx(np.pi / 2 + 2 / np.pi, abs=0.02)
+
+
+def test_uniform_near_refuses_an_empty_band():
+    with pytest.raises(ValueError, match="min_angle < max_angle"):
+        rotations.uniform_near(np.random.default_rng(0), np.array([[1.0, 0, 0, 0]]), 1.0, 1.0)

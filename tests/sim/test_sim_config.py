@@ -1,6 +1,7 @@
 """Config files: defaults load, and bad files are refused naming the file, key and what is allowed."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -83,3 +84,36 @@ def test_randomize_false_switches_every_group_off():
     groups = {name: group for name, group in to_mapping(config.randomization).items() if name not in ("mode", "adr")}
     assert len(groups) == 9 and all(group["enabled"] is False for group in groups.values())
     assert config.randomization.mode == "fixed"
+
+
+def test_a_goal_curriculum_is_xyz_only_and_wider_than_the_success_threshold(tmp_path):
+    with pytest.raises(ConfigError, match=r"goal_max_angle_rad \(1.0\) limits xyz goals only; in goal mode z"):
+        EnvConfig().with_options(goal_mode="z", goal_max_angle_rad=1.0)
+    path = write(tmp_path, "task:\n  success_threshold_rad: 0.8\n  goal_max_angle_rad: 0.7\n")
+    with pytest.raises(ConfigError, match=r"goal_max_angle_rad \(0.7\) must exceed task.success_threshold_rad "
+                                          r"\(0.8\)") as error:
+        load_env_config(path)
+    assert str(error.value).startswith(str(path))
+
+
+def test_a_goal_curriculum_keeps_every_goal_of_an_episode_near_the_cube():
+    from sim import rotations
+    from sim.batch import ReorientBatch
+
+    config = EnvConfig().with_options(goal_max_angle_rad=1.0, timeout_s=0.4)
+    batch = ReorientBatch(config, 6, seed=3)
+    try:
+        batch.reset(3)
+        assert np.all((batch.distance >= 0.4) & (batch.distance <= 1.0 + 1e-9))
+        rng, renewed = np.random.default_rng(0), 0
+        for _ in range(12):  # episodes end and restart (timeouts after 5 steps): new episodes' goals too
+            goals_before = batch.goal.copy()
+            batch.step(rng.integers(0, 11, size=(6, 20)))
+            fresh = np.any(goals_before != batch.goal, axis=1)
+            renewed += int(fresh.sum())
+            cube = batch.qpos[:, batch.index.cube_qpos + 3 : batch.index.cube_qpos + 7]
+            distance = rotations.angle_between(cube, batch.goal)
+            assert np.all(distance[fresh] <= 1.0 + 1e-9) and np.all(distance[fresh] >= 0.4)
+        assert renewed >= 6
+    finally:
+        batch.close()

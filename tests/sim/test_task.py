@@ -45,6 +45,18 @@ def test_new_goals_are_never_already_reached():
     assert rotations.angle_between(goals, current).min() >= 0.4
 
 
+def test_a_goal_curriculum_keeps_xyz_goals_near_and_pi_is_the_whole_task():
+    rng = np.random.default_rng(5)
+    current = rotations.uniform(rng, 2000)
+    near = task.sample_goals(rng, current, "xyz", 0.4, max_distance=1.2)
+    distances = rotations.angle_between(near, current)
+    assert distances.min() >= 0.4 and distances.max() <= 1.2 + 1e-9
+    # at pi the draws are the task's own, one for one: the same generator state gives the same goals
+    state = np.random.default_rng(6)
+    whole = task.sample_goals(state, current, "xyz", 0.4, max_distance=np.pi)
+    np.testing.assert_array_equal(whole, task.sample_goals(np.random.default_rng(6), current, "xyz", 0.4))
+
+
 def test_relative_goal_rotates_cube_onto_goal():
     rng = np.random.default_rng(2)
     cube, goal = rotations.uniform(rng, 100), rotations.uniform(rng, 100)
