@@ -94,8 +94,10 @@ def test_onnx_export_matches_torch_over_several_stateful_steps(trained, tmp_path
     assert np.abs(hidden).max() > 0
 
 
-def test_the_shipped_policy_and_the_campaigns_training_file_load():
+@pytest.mark.parametrize("name, goal_mode", [("z", "z"), ("xyz", "xyz")])
+def test_the_shipped_policy_and_the_campaigns_training_files_load(name, goal_mode):
     policy = InferencePolicy.load(REPO_ROOT / "assets/checkpoints/policy_z.pt")
-    campaign = checkpoint.load(REPO_ROOT / "assets/training/z.train.pt", ("training",))
+    campaign = checkpoint.load(REPO_ROOT / f"assets/training/{name}.train.pt", ("training",))
     assert EnvSpec(**campaign["spec"]) == policy.spec == EnvSpec(22, 84, "discrete", 20, 11)
     assert campaign["counters"]["env_steps"] == campaign["counters"]["update"] * 80 * 64
+    assert campaign["config"]["env"]["goal_mode"] == goal_mode
