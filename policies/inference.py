@@ -33,7 +33,11 @@ class InferencePolicy:
     @classmethod
     def load(cls, path: str | Path) -> InferencePolicy:
         """From a training or inference checkpoint file."""
-        content = checkpoint.load(path, checkpoint.POLICY_KINDS)
+        return cls.from_content(checkpoint.load(path, checkpoint.POLICY_KINDS), path)
+
+    @classmethod
+    def from_content(cls, content: dict[str, Any], path: str | Path) -> InferencePolicy:
+        """From a loaded training or inference checkpoint (`path` names it in errors)."""
         config = config_from_mapping(content["config"], f"{path} (config)")
         actor = Actor(EnvSpec(**content["spec"]), config.model)
         try:

@@ -19,8 +19,8 @@ from policies.cli import FORCE_HELP
 from policies.config import EnvSection, config_from_mapping
 from sim.atomic import atomic_write
 from sim.config_loading import ConfigError
+from sim.metrics_log import METRICS_NAME
 
-METRICS_NAME = "metrics.jsonl"
 CONFIG_NAME = "config.yaml"
 SECONDS_PER_HOUR = 3600.0
 
@@ -79,7 +79,7 @@ def evaluate_checkpoints(run_dir: Path, episodes: int, num_envs: int, seed: int,
     points = []
     for path in paths:
         content = checkpoint.load(path, ("training",))
-        policy = InferencePolicy.load(path)
+        policy = InferencePolicy.from_content(content, path)
         env, _ = make_eval_env(policy, min(num_envs, episodes), seed, env_config, goal_mode)
         try:
             summary = evaluate(policy, env, episodes, seed=seed)
