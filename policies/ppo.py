@@ -45,8 +45,7 @@ class PPO:
         storage = self._storage()
         actor_state, critic_state = self.actor.memory.held_state(), self.critic.memory.held_state()
         params = self.actor.step(policy_obs)
-        actions = self.actor.head.sample(params, self.generator)
-        log_probs = self.actor.head.log_prob(params, actions)
+        actions, log_probs = self.actor.head.sample_and_log_prob(params, self.generator)
         values = self.critic.denormalize(self.critic.step(critic_obs))
         storage.add_action(policy_obs, critic_obs, actions, log_probs, values, actor_state, critic_state)
         return actions

@@ -123,7 +123,22 @@ def test_categorical_head_log_prob_and_entropy_by_hand():
     assert (joint_log_prob.item(), joint_entropy.item()) == (log_prob.item(), head.entropy(logits).item())
     generator = torch.Generator().manual_seed(0)
     samples = torch.stack([head.sample(logits, generator) for _ in range(4000)])
-    assert (samples[..., 0] == 2).float().mean().item() == pytest.approx(0.5, abs=0.03)
+    for actuator, probabilities in enumerate(([0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3])):
+        for bin_index, probability in enumerate(probabilities):
+            frequency = (samples[..., actuator] == bin_index).float().mean().item()
+            assert frequency == pytest.approx(probability, abs=0.03)
+
+
+def test_categorical_head_samples_with_their_log_prob_and_never_a_zero_probability_bin():
+    head = CategoricalHead(4, num_actions=3, num_bins=4)
+    # bins of probability 0 at both ends and inside; one actuator certain
+    probabilities = torch.tensor([[[0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]]])
+    logits = torch.log(probabilities).clamp_min(-1e4).expand(500, -1, -1)
+    actions, log_probs = head.sample_and_log_prob(logits, torch.Generator().manual_seed(1))
+    assert set(actions[:, 0].tolist()) == {1, 3}
+    assert actions[:, 1].eq(3).all() and actions[:, 2].eq(0).all()
+    torch.testing.assert_close(log_probs, head.log_prob(logits, actions))
+    torch.testing.assert_close(log_probs, torch.full((500,), math.log(0.5)))
 
 
 def test_gaussian_head_log_prob_and_entropy_by_hand():
