@@ -63,6 +63,10 @@ class PPOConfig:
     num_minibatches: int = field(default=4, metadata=bound(1, 1_000_000))
     # truncated BPTT: gradients flow through at most this many steps
     chunk_len: int = field(default=10, metadata=bound(1, 100_000))
+    # bf16: the update runs the encoders and LSTMs under bfloat16 autocast (its matrix products are most of its
+    # time; about 1.2x faster updates on CPUs with AVX512-BF16 or AMX, slower on CPUs without them). The action
+    # and value heads, the losses, the optimizer and all rollout inference stay float32.
+    precision: str = field(default="bf16", metadata=choice("fp32", "bf16"))
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ RESUMABLE_KEYS = frozenset({"runner.total_updates", "runner.checkpoint_every", "
                             # the horizon once drops cost more than slow turns (OpenAI Five raised its gamma
                             # during training; the value normalizer follows the new returns)
                             "ppo.entropy_coef", "ppo.learning_rate", "ppo.gamma",
+                            # arithmetic only: the same networks and losses, rounded differently
+                            "ppo.precision",
                             # a goal curriculum by hand: xyz goals nearer the cube's orientation at first
                             "env.goal_max_angle_rad"})
 

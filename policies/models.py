@@ -74,10 +74,11 @@ class Actor(nn.Module):
         """Rollout step on the held LSTM state: raw observation (N, P) -> distribution parameters."""
         return self.head(self.memory.step(self.encoder(self.normalizer(observation))))
 
-    def unroll(self, observations: torch.Tensor, state: LSTMState, dones: torch.Tensor) -> torch.Tensor:
-        """Raw observations (L, B, P) from `state`, resets after dones (L, B) -> parameters (L, B, ...)."""
-        features = self.memory.unroll(self.encoder(self.normalizer(observations)), state, dones)
-        return self.head(features)
+    def unroll(self, observations: torch.Tensor, state: LSTMState, dones: torch.Tensor,
+               bf16: bool = False) -> torch.Tensor:
+        """Raw observations (L, B, P) from `state`, resets after dones (L, B) -> parameters (L, B, ...); bf16 runs
+        the encoder and LSTM under bfloat16 autocast, the head in float32."""
+        return self.head(unroll_features(self, observations, state, dones, bf16))
 
 
 class Critic(nn.Module):
@@ -106,11 +107,23 @@ class Critic(nn.Module):
         value, _ = self(observation, (hidden[rows], cell[rows]))
         return value
 
-    def unroll(self, observations: torch.Tensor, state: LSTMState, dones: torch.Tensor) -> torch.Tensor:
-        """Raw observations (L, B, C) from `state`, resets after dones (L, B) -> normalized values (L, B)."""
-        features = self.memory.unroll(self.encoder(self.normalizer(observations)), state, dones)
-        return self.head(features).squeeze(-1)
+    def unroll(self, observations: torch.Tensor, state: LSTMState, dones: torch.Tensor,
+               bf16: bool = False) -> torch.Tensor:
+        """Raw observations (L, B, C) from `state`, resets after dones (L, B) -> normalized values (L, B); bf16 as
+        in Actor.unroll."""
+        return self.head(unroll_features(self, observations, state, dones, bf16)).squeeze(-1)
 
     def denormalize(self, value: torch.Tensor) -> torch.Tensor:
         """Normalized values (...) -> values in reward units (...)."""
         return self.value_normalizer.denormalize(value.unsqueeze(-1)).squeeze(-1)
+
+
+def unroll_features(network: Actor | Critic, observations: torch.Tensor, state: LSTMState, dones: torch.Tensor,
+                    bf16: bool) -> torch.Tensor:
+    """The LSTM outputs (L, B, H) of `network` over raw observations, float32. With bf16 the encoder and LSTM run
+    under bfloat16 autocast; the normalizer stays outside it, and the head that follows gets float32 features, so
+    log-probabilities and values keep float32 resolution where the losses read them."""
+    normalized = network.normalizer(observations)
+    with torch.autocast(normalized.device.type, dtype=torch.bfloat16, enabled=bf16):
+        features = network.memory.unroll(network.encoder(normalized), state, dones)
+    return features.float()

@@ -90,8 +90,9 @@ class PPO:
             return state[0].reshape(chunks * envs, -1), state[1].reshape(chunks * envs, -1)
 
         dones = to_chunks(batch.dones)
-        params = from_chunks(self.actor.unroll(to_chunks(batch.policy_obs), flat(batch.actor_states), dones))
-        values = from_chunks(self.critic.unroll(to_chunks(batch.critic_obs), flat(batch.critic_states), dones))
+        bf16 = self.config.precision == "bf16"
+        params = from_chunks(self.actor.unroll(to_chunks(batch.policy_obs), flat(batch.actor_states), dones, bf16))
+        values = from_chunks(self.critic.unroll(to_chunks(batch.critic_obs), flat(batch.critic_states), dones, bf16))
         return (*self.actor.head.log_prob_and_entropy(params, batch.actions), values)
 
     def update(self, storage: RolloutStorage | None = None) -> dict[str, float]:

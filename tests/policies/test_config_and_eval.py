@@ -17,8 +17,11 @@ def test_train_yaml_matches_the_dataclass_defaults():
 def test_only_run_length_and_placement_keys_may_change_on_resume():
     base = TrainConfig()
     longer = load_train_config(REPO_ROOT / "config" / "train.yaml",
-                               {"runner.total_updates": 5000, "runner.device": "cuda", "ray.address": "auto"})
+                               {"runner.total_updates": 5000, "runner.device": "cuda", "ray.address": "auto",
+                                "ppo.precision": "bf16"})
     assert incompatible_keys(base, longer) == []
+    with pytest.raises(ConfigError, match=r"key 'ppo.precision': value 'fp16' not allowed; choose one of fp32, bf16"):
+        load_train_config(REPO_ROOT / "config" / "train.yaml", {"ppo.precision": "fp16"})
     changed = load_train_config(REPO_ROOT / "config" / "train.yaml", {"model.dense_size": 1024, "seed": 3})
     assert incompatible_keys(base, changed) == ["model.dense_size: 256 -> 1024", "seed: 0 -> 3"]
 

@@ -1,6 +1,8 @@
 """PPO on recurrent actor-critic: input separation, snapshot replay, time-out bootstrapping, the memory task."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -57,8 +59,9 @@ def test_perturbing_one_observation_moves_only_its_network():
 
 
 def test_chunk_snapshots_reproduce_the_rollout_log_probs_values_and_logits():
-    # episodes of 5 steps cross the chunks of 3: state carried into chunks, resets inside them
-    config = memory_config(**{"ppo.chunk_len": 3, "runner.rollout_steps": 12})
+    # episodes of 5 steps cross the chunks of 3: state carried into chunks, resets inside them; float32 updates
+    # re-evaluate exactly what the rollout computed (bf16 ones within its rounding, tested below)
+    config = memory_config(**{"ppo.chunk_len": 3, "runner.rollout_steps": 12, "ppo.precision": "fp32"})
     ppo = rollout(config, MemoryVecEnv(6), num_steps=12)
     storage = ppo.storage
     assert storage.dones.any()
@@ -135,3 +138,22 @@ def test_dactyl_sizes_run_unchanged(tmp_path):
     assert runner.ppo.actor.memory.cell.hidden_size == 512
     assert runner.ppo.actor.encoder[0].out_features == 1024
     assert runner.counters["env_steps"] == 4 * 20
+
+
+def test_bf16_update_rounds_the_encoders_and_lstms_but_keeps_float32_heads():
+    config = memory_config(**{"ppo.chunk_len": 4, "ppo.precision": "fp32"})
+    ppo = rollout(config, MemoryVecEnv(4), num_steps=8)
+    batch = ppo.storage.select(torch.arange(4))
+    exact = ppo.evaluate(batch)
+    ppo.config = dataclasses.replace(config.ppo, precision="bf16")
+    rounded = ppo.evaluate(batch)
+    for full, bf16 in zip(exact, rounded):
+        assert bf16.dtype == torch.float32
+        # bfloat16 keeps 8 significant bits: close to the float32 result, and not equal to it
+        assert not torch.equal(full, bf16)
+        torch.testing.assert_close(bf16, full, atol=0.05, rtol=0.05)
+    before = [parameter.detach().clone() for parameter in ppo.parameters()]
+    stats = ppo.update()
+    assert all(np.isfinite(value) for value in stats.values() if value == value)
+    assert all(parameter.dtype == torch.float32 for parameter in ppo.parameters())
+    assert all(not torch.equal(old, new) for old, new in zip(before, ppo.parameters()) if new.requires_grad)

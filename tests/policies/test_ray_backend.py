@@ -13,8 +13,9 @@ from tests.policies.memory_envs import memory_config
 
 
 def test_ray_workers_roll_out_with_the_newest_weights_and_local_backend_resumes_the_run(tmp_path, capsys):
+    # float32 updates, so the learner re-evaluates the workers' log-probs exactly when their weights are its own
     config = memory_config(**{"env.num_envs": 8, "ray.num_workers": 2, "ray.local_num_cpus": 2,
-                              "runner.total_updates": 2, "runner.checkpoint_every": 2})
+                              "runner.total_updates": 2, "runner.checkpoint_every": 2, "ppo.precision": "fp32"})
     run_dir = tmp_path / "run"
     backend = RayBackend(config)
     try:
