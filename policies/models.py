@@ -121,8 +121,8 @@ class Critic(nn.Module):
 def unroll_features(network: Actor | Critic, observations: torch.Tensor, state: LSTMState, dones: torch.Tensor,
                     bf16: bool) -> torch.Tensor:
     """The LSTM outputs (L, B, H) of `network` over raw observations, float32. With bf16 the encoder and LSTM run
-    under bfloat16 autocast; the normalizer stays outside it, and the head that follows gets float32 features, so
-    log-probabilities and values keep float32 resolution where the losses read them."""
+    under bfloat16 autocast (their matrix products are most of an update's time); the normalizer stays outside it,
+    and the head that follows gets float32 features, so its product and the losses run in float32."""
     normalized = network.normalizer(observations)
     with torch.autocast(normalized.device.type, dtype=torch.bfloat16, enabled=bf16):
         features = network.memory.unroll(network.encoder(normalized), state, dones)
