@@ -136,21 +136,25 @@ class CategoricalHead(nn.Module):
 
     def sample(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Bin indices (B, A) int64 drawn from logits (B, A, K)."""
-        return self.sample_and_log_prob(logits, generator)[0]
+        return self._draw(_log_softmax(logits), generator)
 
     def sample_and_log_prob(self, logits: torch.Tensor,
                             generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Bin indices (B, A) drawn from logits (B, A, K) and their joint log-probability (B,), from one
-        normalization. Each draw inverts its actuator's CDF at one uniform number: over a few bins that is a
-        fraction of torch.multinomial's cost per rollout step."""
+        normalization."""
         log_probs = _log_softmax(logits)
+        actions = self._draw(log_probs, generator)
+        return actions, self._log_prob(log_probs, actions)
+
+    def _draw(self, log_probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Each actuator's bin by inverting its CDF at one uniform number: over a few bins that is a fraction of
+        torch.multinomial's cost per rollout step."""
         cdf = log_probs.exp().cumsum(dim=-1)
         # scaled by the CDF's last entry, which rounding may put a little off 1; bin k is drawn when
         # cdf[k - 1] <= u < cdf[k], so bins of probability 0 never are
         uniform = torch.rand(cdf.shape[:-1], generator=generator, device=cdf.device, dtype=cdf.dtype)
         uniform = uniform.unsqueeze(-1) * cdf[..., -1:]
-        actions = (cdf <= uniform).sum(dim=-1).clamp_max(self.num_bins - 1)
-        return actions, self._log_prob(log_probs, actions)
+        return (cdf <= uniform).sum(dim=-1).clamp_max(self.num_bins - 1)
 
     def mode(self, logits: torch.Tensor) -> torch.Tensor:
         """Most likely bins (..., A) int64."""
