@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -97,6 +98,9 @@ def eval_command(argv: list[str]) -> int:
     parser.add_argument("--config", metavar="ENV_YAML",
                         help="env YAML to evaluate in, always at its fixed ranges (default: config/env.yaml, "
                              "Dactyl's full randomization, whatever the policy trained with)")
+    parser.add_argument("--goal-max-angle", type=float, metavar="RAD",
+                        help="xyz goals at most this far from the cube, as a training curriculum draws them "
+                             "(default: the env YAML's task.goal_max_angle_rad, pi in config/env.yaml: goals anywhere)")
     parser.add_argument("--video", metavar="OUT.mp4", help="record env 0's first episode")
     parser.add_argument("--num-envs", type=int, default=8, help="envs stepped together (at most --episodes)")
     parser.add_argument("--seed", type=int, default=12345, help="env seed (keep it apart from training seeds)")
@@ -109,13 +113,15 @@ def eval_command(argv: list[str]) -> int:
     try:
         if args.episodes < 1 or args.num_envs < 1:
             raise ConfigError(f"--episodes ({args.episodes}) and --num-envs ({args.num_envs}) must be >= 1")
+        if args.goal_max_angle is not None and not 0.0 < args.goal_max_angle <= math.pi:
+            raise ConfigError(f"--goal-max-angle ({args.goal_max_angle}): give an angle in radians in (0, pi]")
         if args.video:
             check_output_file(args.video, "MP4 video", [args.checkpoint], args.force, "--video")
         policy = InferencePolicy.load(args.checkpoint)
         # in-process envs on physics threads: they render (for --video) and take any --num-envs, whatever worker
         # processes the policy trained with
         env, section = make_eval_env(policy, min(args.num_envs, args.episodes), args.seed, args.config,
-                                     args.goal_mode)
+                                     args.goal_mode, args.goal_max_angle)
         sim_factory = section.factory == EnvSection().factory
         try:
             summary = evaluate(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
@@ -126,7 +132,8 @@ def eval_command(argv: list[str]) -> int:
         print(f"inhand eval: {error}", file=sys.stderr)
         return 2
     print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode,
-                      "env_config": section.config or "config/env.yaml" if sim_factory else None, **summary}))
+                      "env_config": section.config or "config/env.yaml" if sim_factory else None,
+                      "goal_max_angle_rad": args.goal_max_angle, **summary}))
     return 0
 
 

@@ -19,10 +19,13 @@ VIDEO_FPS = 12.5
 
 
 def make_eval_env(policy: InferencePolicy, num_envs: int, seed: int, env_config: str | None = None,
-                  goal_mode: str | None = None) -> tuple[VecEnv, EnvSection]:
+                  goal_mode: str | None = None,
+                  goal_max_angle_rad: float | None = None) -> tuple[VecEnv, EnvSection]:
     """The env `inhand eval` tests a policy in: its env factory in this process (physics threads, renders for
     videos), for the inhand sim the env YAML `env_config` (default config/env.yaml, Dactyl's full randomization)
-    always at its fixed ranges, in the policy's goal mode unless `goal_mode` is given; and the env section used."""
+    always at its fixed ranges, in the policy's goal mode unless `goal_mode` is given, with goals as far as the
+    env YAML lets them be (the whole task, whatever curriculum the policy trained under) unless
+    `goal_max_angle_rad` is given; and the env section used."""
     from policies.sim_env import make_vec_env
     from policies.env_factory import make_env
 
@@ -35,8 +38,7 @@ def make_eval_env(policy: InferencePolicy, num_envs: int, seed: int, env_config:
                           "inhand env YAML")
     if goal_mode:
         section = dataclasses.replace(section, goal_mode=goal_mode)
-    # the whole task: no training curriculum on the goals
-    section = dataclasses.replace(section, num_workers=0, goal_max_angle_rad=None)
+    section = dataclasses.replace(section, num_workers=0, goal_max_angle_rad=goal_max_angle_rad)
     if sim_factory:
         return make_vec_env(section, num_envs, seed, fixed_ranges=True), section
     return make_env(section, num_envs, seed), section

@@ -122,3 +122,24 @@ def test_a_goal_curriculum_is_a_resumable_training_override_that_eval_ignores():
     with env:
         assert used.goal_max_angle_rad is None and env.batch.config.task.goal_max_angle_rad == math.pi
         assert env.batch.config.task.goal_mode == "xyz"
+    # ... or on the curriculum's goals when asked (--goal-max-angle)
+    env, used = make_eval_env(trained, 1, seed=0, goal_max_angle_rad=1.0)  # type: ignore[arg-type]
+    with env:
+        assert used.goal_max_angle_rad == 1.0 and env.batch.config.task.goal_max_angle_rad == 1.0
+
+
+def test_eval_goal_max_angle_is_reported_and_a_bad_one_is_refused(capsys):
+    import json
+
+    from policies.cli import eval_command
+
+    shipped = str(REPO_ROOT / "assets/checkpoints/policy_z.pt")
+    near = [shipped, "--episodes", "1", "--num-envs", "1", "--goal-mode", "xyz"]
+    assert eval_command([*near, "--goal-max-angle", "1.2"]) == 0
+    assert json.loads(capsys.readouterr().out)["goal_max_angle_rad"] == 1.2
+    assert eval_command([*near, "--goal-max-angle", "4"]) == 2
+    assert capsys.readouterr().err.strip() == ("inhand eval: --goal-max-angle (4.0): give an angle in radians in "
+                                               "(0, pi]")
+    # z goals are yaws of the upright cube: a limit on how far xyz goals may be does not apply to them
+    assert eval_command([*near[:-2], "--goal-max-angle", "1.2"]) == 2
+    assert "limits xyz goals only" in capsys.readouterr().err
