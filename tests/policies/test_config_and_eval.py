@@ -100,7 +100,7 @@ def test_eval_runs_at_fixed_ranges_of_full_randomization_unless_config_says_othe
     assert "missing.yaml" in capsys.readouterr().err
 
 
-def test_a_goal_curriculum_is_a_resumable_training_override_that_eval_ignores():
+def test_a_goal_curriculum_is_a_resumable_training_override_that_eval_ignores_unless_asked():
     import math
     from types import SimpleNamespace
 
