@@ -133,7 +133,7 @@ def eval_command(argv: list[str]) -> int:
         return 2
     print(json.dumps({"checkpoint": args.checkpoint, "goal_mode": section.goal_mode,
                       "env_config": section.config or "config/env.yaml" if sim_factory else None,
-                      "goal_max_angle_rad": args.goal_max_angle, **summary}))
+                      "goal_max_angle_rad": section.goal_max_angle_rad, **summary}))
     return 0
 
 
