@@ -90,7 +90,8 @@ def train(argv: list[str]) -> int:
 
 
 def eval_command(argv: list[str]) -> int:
-    """Evaluate a checkpoint; prints JSON: consecutive successes (mean, median, p90), drop and time-out rates."""
+    """Evaluate a checkpoint; prints JSON: consecutive successes (mean, median, p90), drop and time-out rates, and
+    for the inhand sim how often goals were reached by how far they started from the cube."""
     parser = argparse.ArgumentParser(prog="inhand eval", description=eval_command.__doc__)
     parser.add_argument("checkpoint", help="training or inference checkpoint (.pt)")
     parser.add_argument("--episodes", type=int, default=100)
@@ -109,6 +110,7 @@ def eval_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from policies.evaluate import evaluate, make_eval_env
     from policies.inference import InferencePolicy
+    from sim.batch import critic_goal_angle
 
     try:
         if args.episodes < 1 or args.num_envs < 1:
@@ -125,7 +127,7 @@ def eval_command(argv: list[str]) -> int:
         sim_factory = section.factory == EnvSection().factory
         try:
             summary = evaluate(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
-                               video=args.video)
+                               video=args.video, goal_angle=critic_goal_angle if sim_factory else None)
         finally:
             env.close()
     except InhandError as error:

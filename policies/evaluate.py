@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +12,15 @@ import numpy as np
 from policies.config import EnvSection
 from policies.inference import InferencePolicy
 from sim.config_loading import ConfigError
-from sim.contract import (CONSECUTIVE_SUCCESSES, DROPPED, EPISODE_DONE, EPISODE_LENGTH, TIMED_OUT, VecEnv,
-                          check_step)
+from sim.contract import (CONSECUTIVE_SUCCESSES, DROPPED, EPISODE_DONE, EPISODE_LENGTH, IS_SUCCESS, TIMED_OUT,
+                          VecEnv, check_step)
 from sim.media import write_video
 
 # video frame rate: the control rate (80 ms per step), so the video plays in real time
 VIDEO_FPS = 12.5
+# bins (rad) of `goals_by_angle`: how far each goal was from the cube when it was set; 0.4 is Dactyl's success
+# threshold, so the first bin holds goals won for free only where an env YAML lowers that threshold
+GOAL_ANGLE_EDGES = (0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 2.8, math.pi)
 
 
 def make_eval_env(policy: InferencePolicy, num_envs: int, seed: int, env_config: str | None = None,
@@ -61,18 +66,42 @@ def summarize(successes: np.ndarray, dropped: np.ndarray, timed_out: np.ndarray,
             "episode_length_mean": float(np.mean(lengths))}
 
 
+def goals_by_angle(angles: np.ndarray, reached: np.ndarray, steps: np.ndarray,
+                   edges: tuple[float, ...] = GOAL_ANGLE_EDGES) -> list[dict[str, Any]]:
+    """Per bin of the angle each goal started at: goals set, goals reached, the reach rate (None for no goals) and
+    the median control steps a reached goal took (None for none). The last bin includes its upper edge."""
+    angles, reached, steps = np.asarray(angles), np.asarray(reached, dtype=bool), np.asarray(steps)
+    rows = []
+    for index, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+        last = index == len(edges) - 2
+        inside = (angles >= low) & ((angles <= high) if last else (angles < high))
+        hits = inside & reached
+        rows.append({"angle_rad": [float(low), float(high)], "goals": int(inside.sum()), "reached": int(hits.sum()),
+                     "reach_rate": float(hits.sum() / inside.sum()) if inside.any() else None,
+                     "median_steps_to_reach": float(np.median(steps[hits])) if hits.any() else None})
+    return rows
+
+
 def episode_records(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0,
-                    deterministic: bool = True, frames: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                    deterministic: bool = True, frames: list[np.ndarray] | None = None,
+                    goal_angle: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Run until every env finished its quota; per episode (in the order they ended): successes, dropped,
-    timed_out, lengths. With `frames`, env 0's first episode is appended to it as RGB frames."""
+    timed_out, lengths. With `frames`, env 0's first episode is appended to it as RGB frames. With `goal_angle`
+    (critic observations (N, C) -> each cube's angle to its goal (N,)), per goal of those episodes as well:
+    goal_angles (the angle when it was set), goal_reached, goal_steps (control steps spent on it)."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     num_envs = env.num_envs
     quotas = episode_quotas(episodes, num_envs)
     counts = np.zeros(num_envs, dtype=np.int64)
     records: dict[str, list[float]] = {"successes": [], "dropped": [], "timed_out": [], "lengths": []}
+    if goal_angle is not None:
+        records.update(goal_angles=[], goal_reached=[], goal_steps=[])
     observations = env.reset(seed=seed)
     policy.reset(num_envs)
+    if goal_angle is not None:
+        start_angle = goal_angle(observations["critic"])
+        steps_on_goal = np.zeros(num_envs, dtype=np.int64)
     while np.any(counts < quotas):
         if frames is not None and counts[0] == 0:
             frames.append(np.asarray(env.render(0)))  # type: ignore[attr-defined]
@@ -80,6 +109,18 @@ def episode_records(policy: InferencePolicy, env: VecEnv, episodes: int, seed: i
         observations, rewards, terminated, truncated, info = env.step(actions)
         check_step(num_envs, observations, rewards, terminated, truncated, info, env.observation_sizes)
         policy.reset_envs(np.asarray(terminated) | np.asarray(truncated))
+        if goal_angle is not None:
+            # a goal ends when it is reached (the env sets the next) or with its episode; the observation after
+            # this step already shows the next goal, or the next episode's first
+            steps_on_goal += 1
+            reached = np.asarray(info[IS_SUCCESS], dtype=bool)
+            ended = reached | np.asarray(info[EPISODE_DONE], dtype=bool)
+            for index in np.flatnonzero(ended & (counts < quotas)):
+                records["goal_angles"].append(float(start_angle[index]))
+                records["goal_reached"].append(float(reached[index]))
+                records["goal_steps"].append(float(steps_on_goal[index]))
+            start_angle = np.where(ended, goal_angle(observations["critic"]), start_angle)
+            steps_on_goal[ended] = 0
         for index in np.flatnonzero(np.asarray(info[EPISODE_DONE])):
             if counts[index] < quotas[index]:
                 records["successes"].append(float(info[CONSECUTIVE_SUCCESSES][index]))
@@ -91,14 +132,19 @@ def episode_records(policy: InferencePolicy, env: VecEnv, episodes: int, seed: i
 
 
 def evaluate(policy: InferencePolicy, env: VecEnv, episodes: int, seed: int = 0, deterministic: bool = True,
-             video: str | Path | None = None) -> dict[str, Any]:
-    """Run until every env finished its quota; the summary, and env 0's first episode as an MP4 if asked."""
+             video: str | Path | None = None,
+             goal_angle: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
+    """Run until every env finished its quota; the summary, with `goal_angle` (see episode_records) its goals by
+    starting angle, and env 0's first episode as an MP4 if asked."""
     if video is not None and not callable(getattr(env, "render", None)):
         raise ValueError(f"--video needs a VecEnv with render(env_index) -> (H, W, 3) uint8; "
                          f"{type(env).__name__} has none")
     frames: list[np.ndarray] | None = [] if video is not None else None
-    records = episode_records(policy, env, episodes, seed, deterministic, frames)
+    records = episode_records(policy, env, episodes, seed, deterministic, frames, goal_angle)
     summary = summarize(*(records[key] for key in ("successes", "dropped", "timed_out", "lengths")))
+    if goal_angle is not None:
+        summary["goals_by_angle"] = goals_by_angle(records["goal_angles"], records["goal_reached"],
+                                                   records["goal_steps"])
     if video is not None:
         summary["video"] = str(write_video(video, frames, fps=VIDEO_FPS))
     return summary

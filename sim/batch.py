@@ -56,6 +56,17 @@ OBSERVATION_SIZES = {
 }
 
 
+def critic_goal_angle(critic: np.ndarray) -> np.ndarray:
+    """The angle (N,) from each cube to its goal, read from the noise-free critic observations (N, critic size)."""
+    start = 0
+    for name, size in CRITIC_BLOCKS:
+        if name == "relative_goal":
+            break
+        start += size
+    relative = np.asarray(critic)[:, start : start + 4]
+    return rotations.angle_between(relative, np.array([1.0, 0.0, 0.0, 0.0]))
+
+
 def episode_seed(seed: int, episode: int) -> int:
     """The reset seed of episode `episode` (0, 1, ...) of a run seeded `seed`: runs that reset every episode with it
     (the sim driver, `inhand bench fidelity`'s env loop) start their i-th episodes alike (physics, effects, cube)."""

@@ -6,7 +6,7 @@ import pytest
 
 from policies.config import TrainConfig, incompatible_keys, load_train_config
 from sim.config_loading import ConfigError
-from policies.evaluate import episode_quotas, summarize
+from policies.evaluate import episode_quotas, goals_by_angle, summarize
 from tests.policies.memory_envs import REPO_ROOT
 
 
@@ -41,6 +41,38 @@ def test_summary_numbers_by_hand():
     # numpy's linear interpolation: position 0.9 * 9 = 8.1 between 8 and 50
     assert summary["consecutive_successes"]["p90"] == pytest.approx(8 + 0.1 * 42)
     assert summary["drop_rate"] == pytest.approx(0.2) and summary["timeout_rate"] == pytest.approx(0.1)
+
+
+def test_goals_by_angle_numbers_by_hand():
+    angles = np.array([0.5, 0.7, 0.9, 1.19, 1.2, 2.5, np.pi])
+    reached = np.array([1, 1, 0, 1, 0, 0, 1])
+    steps = np.array([10, 30, 100, 41, 100, 100, 77])
+    rows = goals_by_angle(angles, reached, steps, edges=(0.4, 0.8, 1.2, 2.8, np.pi))
+    assert [row["angle_rad"] for row in rows] == [[0.4, 0.8], [0.8, 1.2], [1.2, 2.8], [2.8, np.pi]]
+    assert [row["goals"] for row in rows] == [2, 2, 2, 1]
+    assert [row["reached"] for row in rows] == [2, 1, 0, 1]
+    assert [row["reach_rate"] for row in rows] == [1.0, 0.5, 0.0, 1.0]
+    # median of 10 and 30; the 1.2-2.8 bin reached nothing; pi itself falls in the last bin
+    assert [row["median_steps_to_reach"] for row in rows] == [20.0, 41.0, None, 77.0]
+    assert goals_by_angle(np.array([]), np.array([]), np.array([]))[0]["reach_rate"] is None
+
+
+def test_eval_counts_every_goal_of_its_episodes_by_the_angle_it_started_at(capsys):
+    import json
+
+    from policies.cli import eval_command
+
+    shipped = str(REPO_ROOT / "assets/checkpoints/policy_z.pt")
+    assert eval_command([shipped, "--episodes", "6", "--num-envs", "3", "--goal-mode", "xyz",
+                         "--goal-max-angle", "1.0", "--config", str(REPO_ROOT / "config/env_nominal.yaml")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = result["goals_by_angle"]
+    successes = round(result["consecutive_successes"]["mean"] * result["episodes"])
+    # every success is a reached goal; every episode (none reaches the 50-success cap here) ends on one it missed
+    assert sum(row["reached"] for row in rows) == successes
+    assert sum(row["goals"] for row in rows) == successes + result["episodes"]
+    # goals are set at least the 0.4 rad success threshold and at most the asked 1.0 rad away
+    assert [row["goals"] > 0 for row in rows] == [False, True, True, False, False, False, False, False]
 
 
 def test_eval_records_a_video_of_a_policy_trained_with_env_worker_processes(tmp_path, capsys):

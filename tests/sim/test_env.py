@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env
 
 import sim
 from sim import rotations
-from sim.batch import OBSERVATION_SIZES, ReorientBatch
+from sim.batch import OBSERVATION_SIZES, ReorientBatch, critic_goal_angle
 from sim.config import EnvConfig
 from sim.config_loading import from_mapping
 
@@ -88,6 +88,15 @@ def test_success_counts_pays_bonus_and_draws_a_new_goal():
     assert result.reward[0] == pytest.approx(0.3 - after + 5.0, abs=1e-6)
     assert rotations.angle_between(batch.goal[0], cube_quaternion(batch)) >= 0.4
     assert not (result.terminated[0] or result.truncated[0])
+
+
+def test_the_goal_angle_read_from_the_critic_observation_is_the_distance_the_task_uses():
+    batch = nominal_batch(goal_mode="xyz")
+    assert critic_goal_angle(batch.critic_observation())[0] == pytest.approx(batch.distance[0], abs=1e-6)
+    quaternion = cube_quaternion(batch)
+    # a goal 1.3 rad about z away: the relative rotation's angle, whichever sign the quaternion has
+    batch.goal[0] = -rotations.multiply(rotations.about_z(1.3), quaternion)
+    assert critic_goal_angle(batch.critic_observation())[0] == pytest.approx(1.3, abs=1e-6)
 
 
 def test_reaching_the_success_limit_terminates():
