@@ -28,5 +28,9 @@ POLICY_METRICS = MetricsLayout(
         # ADR runs only: a line per boundary (0 = nominal, 1 = its hard limit), and the summed log widths
         _panel("ADR boundaries: fraction of the way to the limit", "adr/*"),
         _panel("ADR entropy (nats per parameter)", "adr_entropy"),
+        # the resumable keys set by hand, so a campaign's curves show when each changed (unset: no line)
+        _panel("xyz goal curriculum: max goal angle (rad)", "schedule/goal_max_angle_rad"),
+        Panel("hand-set schedules", ("schedule/learning_rate", "schedule/entropy_coef", "schedule/gamma"),
+              x=STEPS[0], x_label=STEPS[1], log_y=True),
     ),
 )

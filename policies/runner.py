@@ -256,9 +256,16 @@ class Runner:
         row = {**self.counters, "train_seconds": self.train_seconds, "samples_per_s": self.samples_per_update / seconds,
                "rollout_fraction": rollout_seconds / seconds, "episodes_finished": finished,
                "successes_mean": float(np.mean(episodes[CONSECUTIVE_SUCCESSES])) if finished else None,
-               **self._recent_stats(), **stats, **(self.adr.metrics() if self.adr is not None else {})}
+               **self._recent_stats(), **stats, **(self.adr.metrics() if self.adr is not None else {}),
+               **self._schedule()}
         self.metrics.write(row)
         return row
+
+    def _schedule(self) -> dict[str, float | None]:
+        """The keys a resume may re-set by hand to anneal a run, as they are for this update."""
+        ppo = self.config.ppo
+        return {"schedule/learning_rate": ppo.learning_rate, "schedule/entropy_coef": ppo.entropy_coef,
+                "schedule/gamma": ppo.gamma, "schedule/goal_max_angle_rad": self.config.env.goal_max_angle_rad}
 
     def _recent_stats(self) -> dict[str, float | None]:
         if not self.recent:

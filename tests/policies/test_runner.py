@@ -125,6 +125,21 @@ def test_a_run_continues_from_one_checkpoint_file_in_a_new_folder(tmp_path, caps
     assert "no such run folder or checkpoint file" in capsys.readouterr().err
 
 
+def test_the_hand_set_schedules_are_logged_every_update_so_a_resume_that_changes_them_shows(tmp_path, capsys):
+    config = memory_config(**{"runner.total_updates": 1, "runner.checkpoint_every": 1})
+    config_path = write_config(tmp_path / "train.yaml", **{"runner.total_updates": 1, "runner.checkpoint_every": 1})
+    assert train(["--config", str(config_path), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert train(["--resume", str(tmp_path / "run"), "--no-progress", "--set", "runner.total_updates=2",
+                  "--set", "ppo.entropy_coef=0.002", "--set", "ppo.learning_rate=0.0001"]) == 0
+    capsys.readouterr()
+    rows = metric_rows(tmp_path / "run")
+    assert [row["schedule/entropy_coef"] for row in rows] == [config.ppo.entropy_coef, 0.002]
+    assert [row["schedule/learning_rate"] for row in rows] == [config.ppo.learning_rate, 0.0001]
+    assert [row["schedule/gamma"] for row in rows] == [config.ppo.gamma] * 2
+    # no curriculum set: the env's own goals, no value to draw
+    assert [row["schedule/goal_max_angle_rad"] for row in rows] == [None, None]
+
+
 def python_command(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
