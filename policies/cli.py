@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -115,8 +115,12 @@ def eval_command(argv: list[str]) -> int:
     try:
         if args.episodes < 1 or args.num_envs < 1:
             raise ConfigError(f"--episodes ({args.episodes}) and --num-envs ({args.num_envs}) must be >= 1")
-        if args.goal_max_angle is not None and not 0.0 < args.goal_max_angle <= math.pi:
-            raise ConfigError(f"--goal-max-angle ({args.goal_max_angle}): give an angle in radians in (0, pi]")
+        # the bound of the training key, so eval takes exactly the curricula a run can train on
+        fields = {field.name: field for field in dataclasses.fields(EnvSection)}
+        low, high = fields["goal_max_angle_rad"].metadata["bound"]
+        if args.goal_max_angle is not None and not low <= args.goal_max_angle <= high:
+            raise ConfigError(f"--goal-max-angle ({args.goal_max_angle}): give an angle in radians in "
+                              f"[{low}, pi], as env.goal_max_angle_rad takes")
         if args.video:
             check_output_file(args.video, "MP4 video", [args.checkpoint], args.force, "--video")
         policy = InferencePolicy.load(args.checkpoint)

@@ -171,7 +171,10 @@ def test_eval_goal_max_angle_is_reported_and_a_bad_one_is_refused(capsys):
     assert json.loads(capsys.readouterr().out)["goal_max_angle_rad"] == 1.2
     assert eval_command([*near, "--goal-max-angle", "4"]) == 2
     assert capsys.readouterr().err.strip() == ("inhand eval: --goal-max-angle (4.0): give an angle in radians in "
-                                               "(0, pi]")
+                                               "[0.5, pi], as env.goal_max_angle_rad takes")
+    # the training key's bound: an angle a run could not train on is not evaluated either
+    assert eval_command([*near, "--goal-max-angle", "0.45"]) == 2
+    assert "--goal-max-angle (0.45)" in capsys.readouterr().err
     # z goals are yaws of the upright cube: a limit on how far xyz goals may be does not apply to them
     assert eval_command([*near[:-2], "--goal-max-angle", "1.2"]) == 2
     assert "limits xyz goals only" in capsys.readouterr().err
