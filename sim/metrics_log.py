@@ -11,11 +11,14 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sim.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METRICS_NAME = "metrics.jsonl"
 TENSORBOARD_NAME = "tensorboard"
@@ -139,6 +142,11 @@ class MetricsLog:
 
     def plot(self) -> Path:
         """Write curves.png (atomically) from all rows so far."""
+        figure = self.figure()
+        return atomic_write(self.run_dir / CURVES_NAME, lambda temp: figure.savefig(temp, format="png", dpi=80))
+
+    def figure(self) -> Figure:
+        """The panels of curves.png drawn from all rows so far."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
@@ -157,6 +165,11 @@ class MetricsLog:
                 if points:
                     axis.plot(*zip(*points), linewidth=1.2 if len(keys) == 1 else 0.8, label=key)
                     drawn += 1
+            # a metric logged only from some update on (a key added later) still lines up with the others
+            span = [row[panel.x] * panel.x_scale for row in self.rows if row.get(panel.x) is not None]
+            if drawn and len(span) > 1:
+                margin = 0.05 * (max(span) - min(span))  # matplotlib's own default margin
+                axis.set_xlim(min(span) - margin, max(span) + margin)
             if panel.log_y:
                 axis.set_yscale("log")
             if 1 < drawn <= 4:  # more lines than that make a legend that hides the curves
@@ -168,7 +181,7 @@ class MetricsLog:
         for axis in axes.flat[len(panels):]:
             axis.set_visible(False)
         figure.subplots_adjust(left=0.05, right=0.98, bottom=0.1, top=0.93, hspace=0.45, wspace=0.3)
-        return atomic_write(self.run_dir / CURVES_NAME, lambda temp: figure.savefig(temp, format="png", dpi=80))
+        return figure
 
     def _matching(self, pattern: str) -> list[str]:
         if not pattern.endswith("*"):

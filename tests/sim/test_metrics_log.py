@@ -85,6 +85,14 @@ def test_curves_png_is_drawn_from_the_panels(tmp_path):
     assert path == tmp_path / "curves.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_panel_spans_the_whole_history_even_where_its_metric_starts_late(tmp_path):
+    log = MetricsLog(tmp_path, LAYOUT, history=ROWS)
+    parts = log.figure().axes[1]
+    log.close()
+    # part/a and part/b exist only at 1.0 h, the rows span 0.5-1.0 h: that span plus 5% each side
+    assert parts.get_xlim() == pytest.approx((0.5 - 0.025, 1.0 + 0.025))
+
+
 @pytest.mark.parametrize("value, expected", [(float("inf"), None), (float("nan"), None), (1.5, 1.5), (3, 3)])
 def test_clean_makes_values_json_safe(value, expected):
     from sim.metrics_log import clean
