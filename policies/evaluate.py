@@ -18,8 +18,8 @@ from sim.media import write_video
 
 # video frame rate: the control rate (80 ms per step), so the video plays in real time
 VIDEO_FPS = 12.5
-# bins (rad) of `goals_by_angle`: how far each goal was from the cube when it was set; 0.4 is Dactyl's success
-# threshold, so the first bin holds goals won for free only where an env YAML lowers that threshold
+# bins (rad) of `goals_by_angle`: how far each goal was from the cube when it was set; goals are set at least the
+# success threshold away (Dactyl's 0.4 rad), so the first bin stays empty unless an env YAML lowers it
 GOAL_ANGLE_EDGES = (0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 2.8, math.pi)
 
 
