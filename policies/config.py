@@ -110,20 +110,20 @@ class TrainConfig:
     ray: RayConfig = RayConfig()
 
 
+# schedules set by hand on resume (the runner logs each update's values): lower the bonus once the policy holds
+# the cube, the step size once its curve flattens (the optimizer's moments carry over), lengthen the horizon once
+# drops cost more than slow turns (OpenAI Five raised its gamma during training; the value normalizer follows the
+# new returns), and a goal curriculum: xyz goals nearer the cube's orientation at first
+HAND_SCHEDULES = ("ppo.learning_rate", "ppo.entropy_coef", "ppo.gamma", "env.goal_max_angle_rad")
+
 # keys that may differ between a checkpoint's config and the config it is resumed with
 RESUMABLE_KEYS = frozenset({"runner.total_updates", "runner.checkpoint_every", "runner.keep_checkpoints",
                             "runner.runs_dir", "runner.torch_threads", "runner.device", "ray.address",
                             "ray.local_num_cpus", "ray.cpus_per_worker", "env.num_workers",
                             "env.num_threads",
-                            # annealing schedules by hand: lower the bonus once the policy holds the cube, the
-                            # step size once its curve flattens (the optimizer's moments carry over), lengthen
-                            # the horizon once drops cost more than slow turns (OpenAI Five raised its gamma
-                            # during training; the value normalizer follows the new returns)
-                            "ppo.entropy_coef", "ppo.learning_rate", "ppo.gamma",
                             # arithmetic only: the same networks and losses, rounded differently
                             "ppo.precision",
-                            # a goal curriculum by hand: xyz goals nearer the cube's orientation at first
-                            "env.goal_max_angle_rad"})
+                            *HAND_SCHEDULES})
 
 
 def validate(config: TrainConfig, source: str = "<config>") -> TrainConfig:

@@ -119,8 +119,9 @@ def episode_records(policy: InferencePolicy, env: VecEnv, episodes: int, seed: i
                 records["goal_angles"].append(float(start_angle[index]))
                 records["goal_reached"].append(float(reached[index]))
                 records["goal_steps"].append(float(steps_on_goal[index]))
-            start_angle = np.where(ended, goal_angle(observations["critic"]), start_angle)
-            steps_on_goal[ended] = 0
+            if ended.any():
+                start_angle[ended] = goal_angle(np.asarray(observations["critic"])[ended])
+                steps_on_goal[ended] = 0
         for index in np.flatnonzero(np.asarray(info[EPISODE_DONE])):
             if counts[index] < quotas[index]:
                 records["successes"].append(float(info[CONSECUTIVE_SUCCESSES][index]))

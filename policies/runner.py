@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import yaml
 
-from policies.config import TrainConfig, incompatible_keys, config_from_mapping
+from policies.config import HAND_SCHEDULES, TrainConfig, incompatible_keys, config_from_mapping
 from policies.metrics import POLICY_METRICS
 from policies.models import EnvSpec
 from policies.ppo import PPO, build_ppo
@@ -30,7 +30,7 @@ from sim.cores import default_num_threads, resolve_device
 from sim.errors import CheckpointError
 from sim.metrics_log import MetricsLog, history_rows, pack_rows
 from sim.stop_signal import StopSignal
-from sim.config_loading import to_mapping
+from sim.config_loading import flatten_mapping, to_mapping
 from sim.contract import (ADR_BOUNDARY, CONSECUTIVE_SUCCESSES, DROPPED, EPISODE_KEYS, EPISODE_LENGTH, EPISODE_RETURN,
                           TIMED_OUT)
 
@@ -180,6 +180,9 @@ class Runner:
         self.seed_stream = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
         self.recent: deque[dict[str, float]] = deque(maxlen=config.runner.stats_window)
         self.adr = AdrState(backend.adr_table) if backend.adr_table is not None else None
+        # fixed for the life of this process: only a resume may change them
+        flat = flatten_mapping(to_mapping(config))
+        self.schedule = {f"schedule/{key.split('.')[-1]}": flat[key] for key in HAND_SCHEDULES}
         if resume_from is not None and init_from is not None:
             raise CheckpointError("a run either resumes its own checkpoint or starts from another's weights, not both")
         if resume_from is not None:
@@ -257,15 +260,9 @@ class Runner:
                "rollout_fraction": rollout_seconds / seconds, "episodes_finished": finished,
                "successes_mean": float(np.mean(episodes[CONSECUTIVE_SUCCESSES])) if finished else None,
                **self._recent_stats(), **stats, **(self.adr.metrics() if self.adr is not None else {}),
-               **self._schedule()}
+               **self.schedule}
         self.metrics.write(row)
         return row
-
-    def _schedule(self) -> dict[str, float | None]:
-        """The keys a resume may re-set by hand to anneal a run, as they are for this update."""
-        ppo = self.config.ppo
-        return {"schedule/learning_rate": ppo.learning_rate, "schedule/entropy_coef": ppo.entropy_coef,
-                "schedule/gamma": ppo.gamma, "schedule/goal_max_angle_rad": self.config.env.goal_max_angle_rad}
 
     def _recent_stats(self) -> dict[str, float | None]:
         if not self.recent:

@@ -56,14 +56,14 @@ OBSERVATION_SIZES = {
 }
 
 
+# the relative goal's first column in the critic observation: the sizes of the blocks before it
+_CRITIC_NAMES = [name for name, _ in CRITIC_BLOCKS]
+_CRITIC_RELATIVE_GOAL = sum(size for _, size in CRITIC_BLOCKS[: _CRITIC_NAMES.index("relative_goal")])
+
+
 def critic_goal_angle(critic: np.ndarray) -> np.ndarray:
     """The angle (N,) from each cube to its goal, read from the noise-free critic observations (N, critic size)."""
-    start = 0
-    for name, size in CRITIC_BLOCKS:
-        if name == "relative_goal":
-            break
-        start += size
-    relative = np.asarray(critic)[:, start : start + 4]
+    relative = np.asarray(critic)[:, _CRITIC_RELATIVE_GOAL : _CRITIC_RELATIVE_GOAL + 4]
     return rotations.angle_between(relative, np.array([1.0, 0.0, 0.0, 0.0]))
 
 
