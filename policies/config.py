@@ -26,6 +26,10 @@ class EnvSection:
     # overrides the env YAML's task.goal_max_angle_rad when set: how far xyz goals may be, a curriculum that a
     # resumed run may widen (evaluation always uses any orientation)
     goal_max_angle_rad: float | None = field(default=None, metadata=bound(0.5, math.pi))
+    # override the env YAML's randomization.adr thresholds when set (ADR runs only): they count consecutive
+    # successes, which mean a different skill once the curriculum's goals get harder, so a resumed run may move them
+    adr_high_threshold: float | None = field(default=None, metadata=bound(0.0, 10_000.0))
+    adr_low_threshold: float | None = field(default=None, metadata=bound(0.0, 10_000.0))
     num_envs: int = field(default=64, metadata=bound(1, 1_000_000))
     # worker processes inside one VecEnv (0: step all envs in this process)
     num_workers: int = field(default=0, metadata=bound(0, 4096))
@@ -113,8 +117,10 @@ class TrainConfig:
 # schedules set by hand on resume (the runner logs each update's values): lower the bonus once the policy holds
 # the cube, the step size once its curve flattens (the optimizer's moments carry over), lengthen the horizon once
 # drops cost more than slow turns (OpenAI Five raised its gamma during training; the value normalizer follows the
-# new returns), and a goal curriculum: xyz goals nearer the cube's orientation at first
-HAND_SCHEDULES = ("ppo.learning_rate", "ppo.entropy_coef", "ppo.gamma", "env.goal_max_angle_rad")
+# new returns), a goal curriculum: xyz goals nearer the cube's orientation at first, and the ADR thresholds that
+# go with it
+HAND_SCHEDULES = ("ppo.learning_rate", "ppo.entropy_coef", "ppo.gamma", "env.goal_max_angle_rad",
+                  "env.adr_high_threshold", "env.adr_low_threshold")
 
 # keys that may differ between a checkpoint's config and the config it is resumed with
 RESUMABLE_KEYS = frozenset({"runner.total_updates", "runner.checkpoint_every", "runner.keep_checkpoints",

@@ -30,6 +30,8 @@ POLICY_METRICS = MetricsLayout(
         _panel("ADR entropy (nats per parameter)", "adr_entropy"),
         # the resumable keys set by hand, so a campaign's curves show when each changed (unset: no line)
         _panel("xyz goal curriculum: max goal angle (rad)", "schedule/goal_max_angle_rad"),
+        Panel("ADR thresholds set by hand (consecutive successes)",
+              ("schedule/adr_high_threshold", "schedule/adr_low_threshold"), x=STEPS[0], x_label=STEPS[1]),
         Panel("hand-set schedules", ("schedule/learning_rate", "schedule/entropy_coef", "schedule/gamma"),
               x=STEPS[0], x_label=STEPS[1], log_y=True),
     ),

@@ -11,17 +11,34 @@ if TYPE_CHECKING:
 
 
 def section_env_config(section: EnvSection, fixed_ranges: bool = False) -> EnvConfig:
-    """The env YAML of `section` (config/env.yaml when null), its goal mode and goal angle overridden if set;
-    fixed_ranges keeps the YAML's configured ranges even where it asks for automatic randomization."""
+    """The env YAML of `section` (config/env.yaml when null), its goal mode, goal angle and ADR thresholds
+    overridden if set; fixed_ranges keeps the YAML's configured ranges even where it asks for automatic
+    randomization."""
     from dataclasses import replace
 
     from sim.config import load_env_config
+    from sim.config_loading import ConfigError
 
     env_config = load_env_config(section.config)
     options = {"goal_mode": section.goal_mode, "goal_max_angle_rad": section.goal_max_angle_rad}
     options = {name: value for name, value in options.items() if value is not None}
     if options:
         env_config = env_config.with_options(**options)
+    thresholds = {"high_threshold": section.adr_high_threshold, "low_threshold": section.adr_low_threshold}
+    thresholds = {name: value for name, value in thresholds.items() if value is not None}
+    if thresholds:
+        randomization = env_config.randomization
+        source = section.config or "config/env.yaml"
+        if randomization.mode != "adr":
+            raise ConfigError(f"{' and '.join(f'env.adr_{name}' for name in thresholds)} set, but "
+                              f"{source} has randomization.mode {randomization.mode}; the thresholds apply to "
+                              f"adr only (config/env_adr.yaml)")
+        adr = replace(randomization.adr, **thresholds)
+        if adr.low_threshold > adr.high_threshold:
+            raise ConfigError(f"the ADR low threshold ({adr.low_threshold}) exceeds the high one "
+                              f"({adr.high_threshold}) with env.adr_high_threshold / env.adr_low_threshold over "
+                              f"{source}; give a low threshold at most the high one")
+        env_config = replace(env_config, randomization=replace(randomization, adr=adr))
     if fixed_ranges:
         env_config = replace(env_config, randomization=replace(env_config.randomization, mode="fixed"))
     return env_config

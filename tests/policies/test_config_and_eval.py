@@ -160,6 +160,32 @@ def test_a_goal_curriculum_is_a_resumable_training_override_that_eval_ignores_un
         assert used.goal_max_angle_rad == 1.0 and env.batch.config.task.goal_max_angle_rad == 1.0
 
 
+def test_adr_thresholds_override_the_env_yaml_and_may_change_on_resume():
+    from policies.config import EnvSection
+    from policies.sim_env import section_env_config
+
+    adr_yaml = str(REPO_ROOT / "config" / "env_adr.yaml")
+    yaml_adr = section_env_config(EnvSection(config=adr_yaml)).randomization.adr
+    assert (yaml_adr.high_threshold, yaml_adr.low_threshold) == (6.0, 2.0)
+    both = section_env_config(EnvSection(config=adr_yaml, adr_high_threshold=3.0, adr_low_threshold=1.0))
+    assert (both.randomization.adr.high_threshold, both.randomization.adr.low_threshold) == (3.0, 1.0)
+    assert both.randomization.adr.buffer_size == yaml_adr.buffer_size and both.randomization.mode == "adr"
+    # one threshold set: the other stays the YAML's
+    high_only = section_env_config(EnvSection(config=adr_yaml, adr_high_threshold=4.0)).randomization.adr
+    assert (high_only.high_threshold, high_only.low_threshold) == (4.0, 2.0)
+    # a high threshold below the YAML's low one leaves no band between them
+    with pytest.raises(ConfigError, match=r"low threshold \(2.0\) exceeds the high one \(1.5\)"):
+        section_env_config(EnvSection(config=adr_yaml, adr_high_threshold=1.5))
+    with pytest.raises(ConfigError, match="env.adr_low_threshold set, but config/env.yaml has randomization.mode "
+                                          "fixed; the thresholds apply to adr only"):
+        section_env_config(EnvSection(adr_low_threshold=1.0))
+    lowered = load_train_config(REPO_ROOT / "config" / "train.yaml",
+                                {"env.adr_high_threshold": 3.0, "env.adr_low_threshold": 1.0})
+    assert incompatible_keys(TrainConfig(), lowered) == []
+    with pytest.raises(ConfigError, match=r"env.adr_low_threshold.*outside allowed range"):
+        load_train_config(REPO_ROOT / "config" / "train.yaml", {"env.adr_low_threshold": -1.0})
+
+
 def test_eval_goal_max_angle_is_reported_and_a_bad_one_is_refused(capsys):
     import json
 

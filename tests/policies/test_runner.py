@@ -304,6 +304,16 @@ def test_adr_state_trains_checkpoints_and_resumes_with_the_run(tmp_path):
     resumed.backend.close()
     np.testing.assert_array_equal(resumed.adr.values, first.adr.values)
     assert resumed.adr.buffers == first.adr.buffers and resumed.adr.widened.tolist() == first.adr.widened.tolist()
+    # the thresholds may be raised on resume: no buffer's mean reaches 1000, so every boundary only narrows now
+    assert train(["--resume", str(tmp_path / "run"), "--no-progress", "--set", "runner.total_updates=4",
+                  "--set", "env.adr_high_threshold=1000", "--set", "env.adr_low_threshold=1000"]) == 0
+    raised = checkpoint.load(latest_checkpoint(tmp_path / "run"), checkpoint.POLICY_KINDS)["adr"]
+    assert raised["widened"] == first.adr.widened.tolist()
+    assert sum(raised["narrowed"]) > first.adr.narrowed.sum()
+    assert sum(raised["values"]) != pytest.approx(first.adr.values.sum())
+    rows = metric_rows(tmp_path / "run")
+    assert [row["schedule/adr_high_threshold"] for row in rows] == [None, None, 1000.0, 1000.0]
+    assert [row["schedule/adr_low_threshold"] for row in rows] == [None, None, 1000.0, 1000.0]
     # a checkpoint trained with fixed ranges does not resume into an ADR run
     fixed = dict(saved, adr=None)
     with pytest.raises(CheckpointError, match="randomization.mode fixed"):
