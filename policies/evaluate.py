@@ -43,7 +43,9 @@ def make_eval_env(policy: InferencePolicy, num_envs: int, seed: int, env_config:
                           "inhand env YAML")
     if goal_mode:
         section = dataclasses.replace(section, goal_mode=goal_mode)
-    section = dataclasses.replace(section, num_workers=0, goal_max_angle_rad=goal_max_angle_rad)
+    # fixed ranges: a run's ADR thresholds have nothing to move here
+    section = dataclasses.replace(section, num_workers=0, goal_max_angle_rad=goal_max_angle_rad,
+                                  adr_high_threshold=None, adr_low_threshold=None)
     if sim_factory:
         return make_vec_env(section, num_envs, seed, fixed_ranges=True), section
     return make_env(section, num_envs, seed), section

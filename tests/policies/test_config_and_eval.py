@@ -184,6 +184,17 @@ def test_adr_thresholds_override_the_env_yaml_and_may_change_on_resume():
     assert incompatible_keys(TrainConfig(), lowered) == []
     with pytest.raises(ConfigError, match=r"env.adr_low_threshold.*outside allowed range"):
         load_train_config(REPO_ROOT / "config" / "train.yaml", {"env.adr_low_threshold": -1.0})
+    # `inhand eval` tests an ADR run with its thresholds at the fixed ranges of config/env.yaml
+    from types import SimpleNamespace
+
+    from policies.evaluate import make_eval_env
+
+    trained = SimpleNamespace(config=TrainConfig(env=EnvSection(config=adr_yaml, goal_mode="z", num_threads=1,
+                                                                adr_high_threshold=3.0, adr_low_threshold=1.0)))
+    env, used = make_eval_env(trained, 1, seed=0)  # type: ignore[arg-type]
+    with env:
+        assert used.config is None and used.adr_high_threshold is None and used.adr_low_threshold is None
+        assert env.batch.config.randomization.mode == "fixed" and env.adr_table is None
 
 
 def test_eval_goal_max_angle_is_reported_and_a_bad_one_is_refused(capsys):
