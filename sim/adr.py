@@ -77,10 +77,6 @@ class AdrTable:
     @classmethod
     def from_randomization(cls, randomization: Randomization) -> AdrTable:
         """The table of `randomization`'s enabled groups, limits = their configured values."""
-        adr = randomization.adr
-        if adr.low_threshold > adr.high_threshold:
-            raise ConfigError(f"randomization.adr: low_threshold ({adr.low_threshold}) must not exceed "
-                              f"high_threshold ({adr.high_threshold})")
         boundaries = []
         for group, name, nominal, kind in PARAMETERS:
             section = getattr(randomization, group)
@@ -97,7 +93,7 @@ class AdrTable:
                 if start != limit:
                     label = f"{group}.{name}" + (f".{side}" if kind == "range" else "")
                     boundaries.append(Boundary(label, group, name, side, kind, start, limit))
-        return cls(tuple(boundaries), adr)
+        return cls(tuple(boundaries), randomization.adr)
 
     @property
     def names(self) -> list[str]:

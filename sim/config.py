@@ -169,6 +169,12 @@ class AdrConfig:
     # a boundary moves by 1/steps of the way from nominal to its limit
     steps: int = field(default=10, metadata=bound(1, 100_000))
 
+    def __post_init__(self) -> None:
+        if self.low_threshold > self.high_threshold:
+            raise ConfigError(f"randomization.adr: the low threshold ({self.low_threshold}) exceeds the high one "
+                              f"({self.high_threshold}); give low_threshold at most high_threshold (a train "
+                              "config's env.adr_low_threshold / env.adr_high_threshold override them)")
+
 
 @dataclass(frozen=True)
 class Randomization:
