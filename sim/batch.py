@@ -165,15 +165,21 @@ class ReorientBatch:
         for _ in range(task_config.max_reset_attempts):
             for row in pending:
                 self._place_cube(row, randomizations[row])
-            self.rows.run(self._settle_rows, pending)
-            self.physics_steps += task_config.settle_steps * task_config.substeps * len(pending)
-            pending = [row for row in pending if not self._landed(row)]
+            self._settle(pending, task_config.settle_steps)
+            moving = [row for row in pending if self._landed(row) and not self._at_rest(row)]
+            for _ in range(task_config.max_settle_steps - task_config.settle_steps):
+                if not moving:
+                    break
+                self._settle(moving, 1)
+                moving = [row for row in moving if self._landed(row) and not self._at_rest(row)]
+            pending = [row for row in pending if not (self._landed(row) and self._at_rest(row))]
             if not pending:
                 break
         else:
             raise RuntimeError(
-                f"envs {pending}: the cube fell off the palm in all {task_config.max_reset_attempts} reset attempts; "
-                "check task.settle_steps, drop_height_m and the physics randomization ranges"
+                f"envs {pending}: the cube fell off the palm or was still moving after task.max_settle_steps in all "
+                f"{task_config.max_reset_attempts} reset attempts; check task.settle_steps, max_settle_steps, "
+                "rest_speed_m_s, rest_angular_speed_rad_s, drop_height_m and the physics randomization ranges"
             )
         for row in rows:
             model, data = self.models[row], self.datas[row]
@@ -219,12 +225,17 @@ class ReorientBatch:
         data.qpos[index.cube_qpos : index.cube_qpos + 7] = np.concatenate((start, orientation))
         data.ctrl[:] = np.clip(data.qpos[self.actuated_qpos], self.ctrl_range[:, 0], self.ctrl_range[:, 1])
 
-    def _settle_rows(self, rows: Iterator[int]) -> None:
-        settle = self.config.task.settle_steps * self.config.task.substeps
+    def _settle(self, rows: list[int], control_steps: int) -> None:
+        """The hand holds still for `control_steps` control periods in the envs in `rows`, on the threads."""
+        physics_steps = control_steps * self.config.task.substeps
+        self.rows.run(lambda chunk: self._settle_rows(chunk, physics_steps), rows)
+        self.physics_steps += physics_steps * len(rows)
+
+    def _settle_rows(self, rows: Iterator[int], physics_steps: int) -> None:
         for row in rows:
             model, data = self.models[row], self.datas[row]
-            if settle:
-                mujoco.mj_step(model, data, settle)
+            if physics_steps:
+                mujoco.mj_step(model, data, physics_steps)
             mujoco.mj_forward(model, data)
             self._gather(row)
 
@@ -232,6 +243,11 @@ class ReorientBatch:
         data = self.datas[row]
         return bool(data.qpos[self.index.cube_qpos + 2] >= self.config.task.drop_height_m
                     and not data.warning.number[FATAL_WARNINGS].any())
+
+    def _at_rest(self, row: int) -> bool:
+        task_config, velocity = self.config.task, self.qvel[row, self.index.cube_dof : self.index.cube_dof + 6]
+        return bool(np.linalg.norm(velocity[:3]) <= task_config.rest_speed_m_s
+                    and np.linalg.norm(velocity[3:]) <= task_config.rest_angular_speed_rad_s)
 
     # ------------------------------------------------------------------- step
 

@@ -38,9 +38,19 @@ class TaskConfig:
     drop_height_m: float = field(default=0.10, metadata=bound(-1.0, 1.0))
     # control steps with the hand holding still after the cube is placed, so it lands before the episode
     settle_steps: int = field(default=3, metadata=bound(0, 100))
+    # an episode starts only once the cube rests on the palm: below both speeds, waiting up to max_settle_steps
+    # control steps in all (a cube dropped in a random orientation often still tumbles after settle_steps; at
+    # 3 steps and full ranges 15% of cubes then fell off a still hand within a second); one that is still moving
+    # then is placed again, as one that fell off is
+    rest_speed_m_s: float = field(default=0.02, metadata=bound(0.0, 10.0))
+    rest_angular_speed_rad_s: float = field(default=0.5, metadata=bound(0.0, 100.0))
+    max_settle_steps: int = field(default=15, metadata=bound(0, 1000))
     max_reset_attempts: int = field(default=20, metadata=bound(1, 1000))
 
     def __post_init__(self) -> None:
+        if self.max_settle_steps < self.settle_steps:
+            raise ConfigError(f"task.max_settle_steps ({self.max_settle_steps}) must be at least task.settle_steps "
+                              f"({self.settle_steps}): it is the longest a new cube may take to come to rest")
         if self.goal_max_angle_rad < math.pi and self.goal_mode != "xyz":
             raise ConfigError(f"task.goal_max_angle_rad ({self.goal_max_angle_rad}) limits xyz goals only; in goal "
                               f"mode {self.goal_mode} leave it at pi ({math.pi})")

@@ -218,6 +218,40 @@ def test_physics_threads_give_bit_identical_episodes_at_full_randomization():
         np.testing.assert_array_equal(a, b)
 
 
+def cube_speeds(batch: ReorientBatch) -> tuple[np.ndarray, np.ndarray]:
+    velocity = batch.qvel[:, batch.index.cube_dof : batch.index.cube_dof + 6]
+    return np.linalg.norm(velocity[:, :3], axis=1), np.linalg.norm(velocity[:, 3:], axis=1)
+
+
+def test_every_episode_starts_with_the_cube_at_rest_on_the_palm():
+    # without the rest check (any speed passes) a cube dropped in a random orientation often still tumbles after
+    # the 3 settling steps; with it, every cube of the batch starts below both rest speeds
+    tumbling = ReorientBatch(EnvConfig().with_options(rest_speed_m_s=10.0, rest_angular_speed_rad_s=100.0), 32,
+                             seed=5, autoreset=False)
+    tumbling.reset(5)
+    linear, angular = cube_speeds(tumbling)
+    assert (linear > 0.02).sum() >= 3 and (angular > 0.5).sum() >= 3
+    batch = ReorientBatch(EnvConfig(), 32, seed=5, autoreset=False)
+    batch.reset(5)
+    linear, angular = cube_speeds(batch)
+    assert linear.max() <= 0.02 and angular.max() <= 0.5
+    cube_height = batch.qpos[:, batch.index.cube_qpos + 2]
+    assert cube_height.min() >= batch.config.task.drop_height_m
+    # the settling took more than the minimum 3 control steps for some cubes, never more than the 15 allowed
+    # per placement (a placement that gives up starts again, so the total is bounded by the attempts)
+    settled = batch.physics_steps / (10 * 32)
+    assert 3 < settled <= 15 * batch.config.task.max_reset_attempts
+    for batch_ in (tumbling, batch):
+        batch_.close()
+
+
+def test_a_cube_that_never_comes_to_rest_is_an_error_naming_the_settling_keys():
+    config = EnvConfig().with_options(rest_speed_m_s=0.0, max_reset_attempts=2)
+    with pytest.raises(RuntimeError, match=r"envs \[0\]: the cube fell off the palm or was still moving after "
+                                           r"task.max_settle_steps in all 2 reset attempts; check .*rest_speed_m_s"):
+        ReorientBatch(config, 1, seed=0, autoreset=False).reset(0)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 65, 2.0, True])
 def test_a_bad_thread_count_is_refused_with_the_range(bad):
     with pytest.raises(ValueError, match=r"num_threads must be an integer in \[1, 64\]"):

@@ -96,6 +96,13 @@ def test_a_goal_curriculum_is_xyz_only_and_wider_than_the_success_threshold(tmp_
     assert str(error.value).startswith(str(path))
 
 
+def test_the_settling_limit_may_not_be_shorter_than_the_settling_itself(tmp_path):
+    path = write(tmp_path, "task:\n  settle_steps: 5\n  max_settle_steps: 4\n")
+    with pytest.raises(ConfigError, match=r"task.max_settle_steps \(4\) must be at least task.settle_steps \(5\)"):
+        load_env_config(path)
+    assert EnvConfig().with_options(settle_steps=5, max_settle_steps=5).task.max_settle_steps == 5
+
+
 def test_a_goal_curriculum_keeps_every_goal_of_an_episode_near_the_cube():
     from sim import rotations
     from sim.batch import ReorientBatch
