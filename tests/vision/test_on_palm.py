@@ -77,8 +77,9 @@ def test_a_pose_checkpoint_is_no_drop_detector() -> None:
 
 def test_the_shipped_detector_on_renders_it_never_saw() -> None:
     """24 renders of seeds outside its training and held-out ranges (7000000-7003999, 8000000-8000599): 11 with the
-    cube on the palm and 13 off it; every cube off the palm is seen off, one on the palm is taken for off (its
-    held-out accuracy is 0.987, palm_detector.eval.json)."""
+    cube on the palm and 13 off it, each seen as it is (its held-out accuracy is 0.987, palm_detector.eval.json;
+    before episodes started with the cube at rest, these seeds gave other states, and one cube on the palm was
+    taken for off)."""
     detector = PalmDetector.from_checkpoint(data_path("assets/checkpoints/palm_detector.pt"))
     renderer = PalmSampleRenderer(load_env_config(), 96)
     try:
@@ -88,4 +89,4 @@ def test_the_shipped_detector_on_renders_it_never_saw() -> None:
     on_palm = np.array([position[2] >= 0.10 for _, position, _, _ in samples])
     said_on = np.array([detector.probability(images) >= 0.5 for images, *_ in samples])
     assert on_palm.sum() == 11
-    assert not said_on[~on_palm].any() and said_on[on_palm].sum() == 10
+    assert not said_on[~on_palm].any() and said_on[on_palm].sum() == 11
