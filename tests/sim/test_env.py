@@ -237,10 +237,9 @@ def test_every_episode_starts_with_the_cube_at_rest_on_the_palm():
     assert linear.max() <= 0.02 and angular.max() <= 0.5
     cube_height = batch.qpos[:, batch.index.cube_qpos + 2]
     assert cube_height.min() >= batch.config.task.drop_height_m
-    # the settling took more than the minimum 3 control steps for some cubes, never more than the 15 allowed
-    # per placement (a placement that gives up starts again, so the total is bounded by the attempts)
+    # some cubes needed more than the 3 settling steps; on average far fewer than the 15 allowed per placement
     settled = batch.physics_steps / (10 * 32)
-    assert 3 < settled <= 15 * batch.config.task.max_reset_attempts
+    assert 3 < settled < 15
     for batch_ in (tumbling, batch):
         batch_.close()
 
