@@ -166,12 +166,11 @@ class ReorientBatch:
             for row in pending:
                 self._place_cube(row, randomizations[row])
             self._settle(pending, task_config.settle_steps)
-            moving = [row for row in pending if self._landed(row) and not self._at_rest(row)]
             for _ in range(task_config.max_settle_steps - task_config.settle_steps):
+                moving = [row for row in pending if self._landed(row) and not self._at_rest(row)]
                 if not moving:
                     break
                 self._settle(moving, 1)
-                moving = [row for row in moving if self._landed(row) and not self._at_rest(row)]
             pending = [row for row in pending if not (self._landed(row) and self._at_rest(row))]
             if not pending:
                 break
